@@ -1,0 +1,27 @@
+# Two commands do all the set-up (see README): `make demo` and `make test`.
+# Each creates or reuses the local virtual environment .venv first.
+PYTHON ?= python3
+VENV := .venv
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test test-slow install clean
+
+$(STAMP): pyproject.toml
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/tron demo
+
+test: $(STAMP)
+	$(VENV)/bin/python -m pytest
+
+test-slow: $(STAMP)
+	$(VENV)/bin/python -m pytest -m slow
+
+clean:
+	rm -rf $(VENV) outputs

@@ -1,0 +1,35 @@
+import pytest
+import torch
+
+from tron.translator import Translator, TranslatorConfig
+from tron.zoo.digits import DigitsClassifier, DigitsDecoder
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+
+
+@pytest.fixture
+def tiny_generator():
+    """A random, frozen digits decoder: the real class at a tiny width."""
+    torch.manual_seed(1)
+    g = DigitsDecoder(latent_dim=4, width=8).eval()
+    for p in g.parameters():
+        p.requires_grad_(False)
+    return g
+
+
+@pytest.fixture
+def tiny_classifier():
+    torch.manual_seed(2)
+    f = DigitsClassifier(width=4).eval()
+    for p in f.parameters():
+        p.requires_grad_(False)
+    return f
+
+
+@pytest.fixture
+def tiny_translator():
+    torch.manual_seed(3)
+    return Translator(TranslatorConfig(cond_dim=10, latent_dim=4, hidden_dim=16, num_blocks=1, num_components=3)).eval()

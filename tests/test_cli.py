@@ -1,0 +1,59 @@
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tron.cli import main
+
+
+def test_sample_writes_grid_and_npy(tmp_path, capsys):
+    out, npy = tmp_path / "grid.png", tmp_path / "x.npy"
+    rc = main(["sample", "zoo:digits", "--label", "7", "-n", "4", "--steps", "5", "--seed", "0",
+               "--out", str(out), "--npy", str(npy)])
+    assert rc == 0
+    x = np.load(npy)
+    assert x.shape == (4, 1, 16, 16) and x.dtype == np.float32 and 0 <= x.min() and x.max() <= 1
+    assert Image.open(out).size[0] > 64
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_same_seed_same_npy(tmp_path):
+    for name in ("a", "b"):
+        main(["sample", "zoo:digits", "--label", "3", "-n", "2", "--steps", "3", "--npy", str(tmp_path / f"{name}.npy")])
+    assert np.array_equal(np.load(tmp_path / "a.npy"), np.load(tmp_path / "b.npy"))
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["sample", "zoo:digits", "--label", "12"], "out of range"),
+    (["sample", "zoo:digits", "--label", "x"], "invalid int"),
+    (["sample", "zoo:digits", "--label", "1", "-n", "0"], "positive integer"),
+    (["sample", "zoo:digits", "--label", "1", "--steps", "-3"], ">= 0"),
+    (["sample", "zoo:nope", "--label", "1"], "unknown zoo world"),
+    (["sample", "zoo:digits"], "give a condition"),
+    (["sample", "zoo:digits", "--label", "1", "--translator", "/no/such/dir"], "not found"),
+    (["frobnicate"], "invalid choice"),
+])
+def test_bad_arguments_give_one_line_and_exit_2(argv, needle, capsys):
+    try:
+        rc = main(argv)
+    except SystemExit as exc:  # argparse-level errors
+        rc = exc.code
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert needle in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_console_script_help():
+    proc = subprocess.run([sys.executable, "-m", "tron.cli", "--help"], capture_output=True, text=True)
+    assert proc.returncode == 0
+    for command in ("sample", "eval", "list", "demo"):
+        assert command in proc.stdout
+
+
+def test_list(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "zoo:digits" in out and "digits-vae-decoder" in out and "digits-cnn" in out

@@ -1,0 +1,110 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from tron.errors import ConditionError
+from tron.langevin import LangevinConfig
+from tron.pairs import generate_pairs
+from tron.priors import PriorConfig, parse_prior, sample_prior
+from tron.errors import TronError
+from tron.sampler import Sampler
+
+
+def test_pairs_are_deterministic_for_a_seed(tiny_generator, tiny_classifier):
+    z1, c1 = generate_pairs(tiny_generator, tiny_classifier, 50, seed=3, batch_size=16)
+    z2, c2 = generate_pairs(tiny_generator, tiny_classifier, 50, seed=3, batch_size=16)
+    z3, _ = generate_pairs(tiny_generator, tiny_classifier, 50, seed=4, batch_size=16)
+    assert z1.shape == (50, 4) and c1.shape == (50, 10)
+    assert z1.dtype == np.float32 and c1.dtype == np.float32
+    assert np.array_equal(z1, z2) and np.array_equal(c1, c2) and not np.array_equal(z1, z3)
+    assert np.allclose(c1.sum(1), 1, atol=1e-5)  # c is f's class distribution
+
+
+def test_pairs_match_f_of_g(tiny_generator, tiny_classifier):
+    z, c = generate_pairs(tiny_generator, tiny_classifier, 8, seed=0)
+    with torch.no_grad():
+        expected = tiny_classifier.encode(tiny_generator.decode(torch.from_numpy(z)))
+    assert np.allclose(c, expected.numpy(), atol=1e-6)
+
+
+def test_truncated_prior_is_bounded_and_seeded():
+    p = PriorConfig("truncated-normal", 0.5)
+    a = sample_prior(p, 1000, 8, torch.Generator().manual_seed(0))
+    b = sample_prior(p, 1000, 8, torch.Generator().manual_seed(0))
+    assert torch.equal(a, b) and a.abs().max() <= 0.5 and a.std() > 0.2
+    n = sample_prior(PriorConfig(), 20000, 2, torch.Generator().manual_seed(0))
+    assert abs(float(n.std()) - 1) < 0.03
+    assert parse_prior("truncated-normal:1.5") == PriorConfig("truncated-normal", 1.5)
+    with pytest.raises(TronError, match="unknown prior"):
+        parse_prior("uniform")
+
+
+def test_same_seed_gives_the_same_images(tiny_generator, tiny_classifier, tiny_translator):
+    sampler = Sampler(tiny_generator, tiny_classifier, tiny_translator)
+    c = tiny_classifier.condition_from_labels([1, 7])
+    cfg = LangevinConfig(steps=3, step_size=0.1, noise_std=0.05)
+    a = sampler.sample(c, 3, cfg, seed=11)
+    b = sampler.sample(c, 3, cfg, seed=11)
+    d = sampler.sample(c, 3, cfg, seed=12)
+    assert a.images.shape == (6, 1, 16, 16) and a.energies.shape == (6,) and a.latents.shape == (6, 4)
+    assert a.condition_index.tolist() == [0, 0, 0, 1, 1, 1]
+    assert torch.equal(a.images, b.images) and not torch.equal(a.images, d.images)
+    assert 0 <= float(a.images.min()) and float(a.images.max()) <= 1
+
+
+def test_zero_steps_equals_the_translators_sample(tiny_generator, tiny_classifier, tiny_translator):
+    sampler = Sampler(tiny_generator, tiny_classifier, tiny_translator)
+    c = tiny_classifier.condition_from_labels([0, 3, 9])
+    res = sampler.sample(c, 2, LangevinConfig(steps=0), seed=5)
+    z = tiny_translator.sample(c.repeat_interleave(2, 0), generator=torch.Generator().manual_seed(5))
+    assert torch.equal(res.latents, z)
+    assert torch.equal(res.images, tiny_generator.decode(z))
+
+
+def test_langevin_lowers_the_classifier_energy(tiny_generator, tiny_classifier, tiny_translator):
+    tiny_classifier.net[-1].weight.mul_(100)  # a random net is near-uniform; sharpen it so gradients are not ~0
+    sampler = Sampler(tiny_generator, tiny_classifier, tiny_translator)
+    c = tiny_classifier.condition_from_labels(list(range(10)))
+    before = sampler.sample(c, 4, LangevinConfig(steps=0), seed=0).energies.mean()
+    after = sampler.sample(c, 4, LangevinConfig(steps=30, step_size=1.0, noise_std=0.0), seed=0).energies.mean()
+    assert after < before
+
+
+def test_prior_init_ignores_the_translator(tiny_generator, tiny_classifier):
+    sampler = Sampler(tiny_generator, tiny_classifier, translator=None)
+    res = sampler.sample(tiny_classifier.condition_from_labels([2]), 4, LangevinConfig(steps=2), init="prior")
+    assert res.images.shape == (4, 1, 16, 16)
+    with pytest.raises(ConditionError, match="needs a translator"):
+        sampler.sample(tiny_classifier.condition_from_labels([2]), 1, init="translator")
+
+
+@pytest.mark.parametrize("labels,match", [([10], "out of range"), ([-1], "out of range"), ([], "no label"),
+                                          (["3"], "integer"), ([True], "integer")])
+def test_bad_labels(tiny_classifier, labels, match):
+    with pytest.raises(ConditionError, match=match):
+        tiny_classifier.condition_from_labels(labels)
+
+
+def test_bad_conditions(tiny_generator, tiny_classifier, tiny_translator):
+    sampler = Sampler(tiny_generator, tiny_classifier, tiny_translator)
+    nan = torch.full((1, 10), 0.1)
+    nan[0, 3] = math.nan
+    with pytest.raises(ConditionError, match="NaN"):
+        sampler.sample(nan)
+    with pytest.raises(ConditionError, match=r"expects \(N, 10\)"):
+        sampler.sample(torch.ones(2, 7) / 7)
+    with pytest.raises(ConditionError, match="probability"):
+        sampler.sample(torch.ones(1, 10))
+    with pytest.raises(ConditionError, match=">= 1"):
+        sampler.sample(tiny_classifier.condition_from_labels([1]), num_per_condition=0)
+    with pytest.raises(ConditionError, match="tensor"):
+        sampler.sample([0.1] * 10)
+
+
+def test_mismatched_translator_is_refused(tiny_generator, tiny_classifier):
+    from tron.translator import Translator, TranslatorConfig
+
+    with pytest.raises(ConditionError, match="latent_dim"):
+        Sampler(tiny_generator, tiny_classifier, Translator(TranslatorConfig(cond_dim=10, latent_dim=5, hidden_dim=8)))

@@ -1,0 +1,64 @@
+"""Generators G: frozen, differentiable maps from a latent z to an image x in [0, 1].
+
+The protocol is small: `latent_dim`, `image_shape`, `sample_latents(n, generator, prior)` and
+`decode(z) -> (B, C, H, W)`. Implementations subclass `Generator` and register a kebab-case
+name so a checkpoint's `kind` rebuilds the right class.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch
+from torch import nn
+
+from .checkpoint import load_into, load_state, read_config, save_checkpoint
+from .errors import CheckpointError
+from .priors import PriorConfig, sample_prior
+from .registry import Registry
+
+
+class Generator(nn.Module):
+    latent_dim: int
+    image_shape: tuple[int, int, int]  # (C, H, W)
+    default_prior: PriorConfig = PriorConfig()
+
+    def __init__(self, **config: Any) -> None:
+        super().__init__()
+        self.config = dict(config)
+
+    def sample_latents(
+        self, n: int, generator: torch.Generator | None = None, prior: PriorConfig | None = None
+    ) -> torch.Tensor:
+        device = next(self.parameters()).device
+        return sample_prior(prior or self.default_prior, n, self.latent_dim, generator, device=device)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:  # (B, d) -> (B, C, H, W) in [0, 1]
+        raise NotImplementedError
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decode(z)
+
+
+GENERATORS: Registry[Generator] = Registry("generator")
+
+
+def save_generator(model: Generator, directory: str | os.PathLike, metadata: dict | None = None, dtype=None):
+    return save_checkpoint(model, directory, model.registry_name, model.config, metadata, dtype=dtype)
+
+
+def load_generator(directory: str | os.PathLike, device: str | torch.device = "cpu") -> Generator:
+    """Rebuild a frozen generator (eval mode, no grad on weights) from a checkpoint directory."""
+    doc = read_config(directory)
+    cls = GENERATORS.get(doc["kind"])
+    if not issubclass(cls, Generator):
+        raise CheckpointError(f"{directory} holds a {doc['kind']!r}, which is not a generator")
+    model = load_into(cls(**doc["config"]), load_state(directory, doc), directory)
+    return freeze(model).to(device)
+
+
+def freeze(model: nn.Module) -> nn.Module:
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model

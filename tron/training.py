@@ -1,0 +1,110 @@
+"""Framework-free translator training: the helpers a Ray Train worker loop calls, and a
+single-process `fit_translator` that strings them together."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+import numpy as np
+import torch
+
+from .translator import Translator
+
+LogFn = Callable[[dict], None]
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 30  # passes over the training pairs
+    batch_size: int = 256  # pairs per optimiser step
+    lr: float = 1e-3  # peak Adam learning rate (cosine decay to 0)
+    weight_decay: float = 0.0  # AdamW weight decay
+    cond_noise_std: float = 0.0  # Gaussian noise on c during training (TR0N's CLIP modality-gap trick)
+    val_fraction: float = 0.1  # held-out share of the pairs for validation loss
+    grad_clip: float = 5.0  # max gradient norm
+    seed: int = 0  # shuffling, split and noise
+
+
+def split_indices(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Deterministic train/validation split of n rows."""
+    perm = np.random.default_rng(seed).permutation(n)
+    n_val = int(round(n * val_fraction)) if n > 1 else 0
+    return perm[n_val:], perm[:n_val]
+
+
+def add_condition_noise(c: torch.Tensor, std: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    if std <= 0:
+        return c
+    return c + std * torch.randn(c.shape, generator=generator, device=c.device, dtype=c.dtype)
+
+
+def make_optimizer(model: Translator, config: TrainConfig, total_steps: int):
+    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    total = max(1, total_steps)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total) / total)))
+    return opt, sched
+
+
+def train_step(model: Translator, opt, sched, z: torch.Tensor, c: torch.Tensor, config: TrainConfig,
+               generator: torch.Generator | None = None) -> float:
+    model.train()
+    loss = model.loss(z, add_condition_noise(c, config.cond_noise_std, generator))
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if config.grad_clip:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+    opt.step()
+    sched.step()
+    return float(loss.detach())
+
+
+@torch.no_grad()
+def evaluate(model: Translator, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> float:
+    """Mean loss over (z, c) batches, weighted by batch size."""
+    model.eval()
+    total, count = 0.0, 0
+    for z, c in batches:
+        total += float(model.loss(z, c)) * len(z)
+        count += len(z)
+    return total / max(count, 1)
+
+
+def iterate_batches(z: torch.Tensor, c: torch.Tensor, batch_size: int, generator: torch.Generator | None = None):
+    """Shuffled mini-batches when a generator is given, in order otherwise."""
+    n = len(z)
+    order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
+    for start in range(0, n, batch_size):
+        idx = order[start:start + batch_size]
+        yield z[idx], c[idx]
+
+
+def fit_translator(model: Translator, z: np.ndarray | torch.Tensor, c: np.ndarray | torch.Tensor,
+                   config: TrainConfig, log: LogFn | None = None) -> list[dict]:
+    """Train in-process; `log` receives one dict per epoch. Returns the epoch history."""
+    z = torch.as_tensor(np.asarray(z), dtype=torch.float32)
+    c = torch.as_tensor(np.asarray(c), dtype=torch.float32)
+    if z.dim() != 2 or c.dim() != 2 or len(z) != len(c):
+        raise ValueError(f"pairs must be z (N, d) and c (N, k) with equal N, got {tuple(z.shape)} and {tuple(c.shape)}")
+    if z.shape[1] != model.config.latent_dim or c.shape[1] != model.config.cond_dim:
+        raise ValueError(f"pairs have d={z.shape[1]}, k={c.shape[1]}; the translator expects "
+                         f"d={model.config.latent_dim}, k={model.config.cond_dim}")
+    train_idx, val_idx = split_indices(len(z), config.val_fraction, config.seed)
+    device = next(model.parameters()).device
+    z_tr, c_tr = z[train_idx], c[train_idx]
+    z_va, c_va = z[val_idx].to(device), c[val_idx].to(device)
+    gen = torch.Generator().manual_seed(config.seed)  # shuffling (CPU)
+    noise_gen = torch.Generator(device=device).manual_seed(config.seed + 1)  # condition noise
+    steps_per_epoch = math.ceil(len(z_tr) / config.batch_size)
+    opt, sched = make_optimizer(model, config, steps_per_epoch * config.epochs)
+    history = []
+    for epoch in range(config.epochs):
+        losses = [train_step(model, opt, sched, zb.to(device), cb.to(device), config, noise_gen) for zb, cb in iterate_batches(z_tr, c_tr, config.batch_size, gen)]
+        record = {"epoch": epoch + 1, "train_loss": float(np.mean(losses))}
+        if len(z_va):
+            record["val_loss"] = evaluate(model, iterate_batches(z_va, c_va, 4096))
+        history.append(record)
+        if log is not None:
+            log(record)
+    model.eval()
+    return history

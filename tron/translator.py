@@ -1,0 +1,142 @@
+"""The translator q(z | c): an MLP with residual blocks and a Gaussian-mixture head.
+
+Mixture head: K means, K mixture logits, one shared learned diagonal std (as in TR0N), trained
+by negative log-likelihood. The "mse" head predicts a single z and is trained by squared error;
+it is the deterministic ablation. Saved as config.json + model.safetensors.
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .checkpoint import load_into, load_state, read_config, save_checkpoint
+from .errors import CheckpointError, ConditionError
+
+HEADS = ("gmm", "mse")
+KIND = "translator"
+
+
+@dataclass
+class TranslatorConfig:
+    cond_dim: int  # size of c (number of classes, or CLIP embedding width)
+    latent_dim: int  # size of z
+    hidden_dim: int = 256  # width of the MLP
+    num_blocks: int = 2  # residual blocks after the input layer
+    num_components: int = 10  # K, mixture components (ignored by the "mse" head)
+    head: str = "gmm"  # "gmm" (TR0N) or "mse" (deterministic ablation)
+    normalize_condition: bool = False  # L2-normalise c first (CLIP embeddings)
+    init_log_std: float = 0.0  # initial shared log std of the mixture
+
+    def __post_init__(self) -> None:
+        if self.head not in HEADS:
+            raise ValueError(f"head must be one of {HEADS}, got {self.head!r}")
+        for name in ("cond_dim", "latent_dim", "hidden_dim", "num_components"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1")
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(dim)
+        self.fc1 = nn.Linear(dim, dim)
+        self.fc2 = nn.Linear(dim, dim)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return h + self.fc2(F.gelu(self.fc1(self.norm(h))))
+
+
+class Translator(nn.Module):
+    def __init__(self, config: TranslatorConfig) -> None:
+        super().__init__()
+        self.config = config
+        d, k, hdim = config.latent_dim, config.num_components, config.hidden_dim
+        self.inp = nn.Linear(config.cond_dim, hdim)
+        self.blocks = nn.ModuleList(ResidualBlock(hdim) for _ in range(config.num_blocks))
+        self.out_norm = nn.LayerNorm(hdim)
+        if config.head == "gmm":
+            self.means = nn.Linear(hdim, k * d)
+            self.mix_logits = nn.Linear(hdim, k)
+            self.log_std = nn.Parameter(torch.full((d,), float(config.init_log_std)))
+        else:
+            self.mean = nn.Linear(hdim, d)
+
+    def _features(self, c: torch.Tensor) -> torch.Tensor:
+        if self.config.normalize_condition:
+            c = F.normalize(c, dim=-1)
+        h = F.gelu(self.inp(c))
+        for block in self.blocks:
+            h = block(h)
+        return self.out_norm(h)
+
+    def forward(self, c: torch.Tensor) -> dict[str, torch.Tensor]:
+        """c (B, k) -> {"means": (B, K, d), "logits": (B, K), "log_std": (d,)} or {"mean": (B, d)}."""
+        h = self._features(c)
+        if self.config.head == "mse":
+            return {"mean": self.mean(h)}
+        b = c.shape[0]
+        means = self.means(h).view(b, self.config.num_components, self.config.latent_dim)
+        return {"means": means, "logits": self.mix_logits(h), "log_std": self.log_std}
+
+    def loss(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        """Mean training loss: NLL per latent dimension (gmm) or MSE (mse)."""
+        out = self(c)
+        if self.config.head == "mse":
+            return F.mse_loss(out["mean"], z)
+        return -self.log_prob(z, out).mean() / self.config.latent_dim
+
+    def log_prob(self, z: torch.Tensor, out: dict[str, torch.Tensor] | None = None, c: torch.Tensor | None = None) -> torch.Tensor:
+        """log q(z | c) under the mixture. z (B, d) -> (B,)"""
+        if out is None:
+            out = self(c)
+        log_std = out["log_std"]  # (d,)
+        diff = (z.unsqueeze(1) - out["means"]) / log_std.exp()  # (B, K, d)
+        comp = -0.5 * diff.pow(2).sum(-1) - log_std.sum() - 0.5 * z.shape[-1] * math.log(2 * math.pi)  # (B, K)
+        return torch.logsumexp(F.log_softmax(out["logits"], dim=-1) + comp, dim=-1)
+
+    @torch.no_grad()
+    def sample(self, c: torch.Tensor, generator: torch.Generator | None = None, std_scale: float = 1.0) -> torch.Tensor:
+        """One z per row of c: pick a component, then add the shared std's noise. (B, k) -> (B, d)"""
+        out = self(c)
+        if self.config.head == "mse":
+            return out["mean"]
+        probs = F.softmax(out["logits"], dim=-1)
+        idx = torch.multinomial(probs, 1, generator=generator).squeeze(1)  # (B,)
+        mean = out["means"][torch.arange(c.shape[0], device=c.device), idx]  # (B, d)
+        eps = torch.randn(mean.shape, generator=generator, device=mean.device)
+        return mean + std_scale * out["log_std"].exp() * eps
+
+    def check_condition(self, c: torch.Tensor) -> torch.Tensor:
+        if c.dim() != 2 or c.shape[1] != self.config.cond_dim:
+            raise ConditionError(f"condition has shape {tuple(c.shape)}; the translator expects (N, {self.config.cond_dim})")
+        if not torch.isfinite(c).all():
+            raise ConditionError("condition contains NaN or infinite values")
+        return c
+
+
+def save_translator(model: Translator, directory: str | os.PathLike, metadata: dict[str, Any] | None = None):
+    return save_checkpoint(model, directory, KIND, asdict(model.config), metadata)
+
+
+def load_translator(directory: str | os.PathLike, device: str | torch.device = "cpu") -> Translator:
+    """Load and verify a translator; returns it in eval mode with `.metadata` attached."""
+    doc = read_config(directory)
+    if doc["kind"] != KIND:
+        raise CheckpointError(f"{directory} holds a {doc['kind']!r}, not a translator")
+    known = {f.name for f in fields(TranslatorConfig)}
+    unknown = sorted(set(doc["config"]) - known)
+    if unknown:
+        raise CheckpointError(f"{directory}/config.json has unknown translator fields {unknown}")
+    try:
+        config = TranslatorConfig(**doc["config"])
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{directory}/config.json: invalid translator config: {exc}") from exc
+    model = load_into(Translator(config), load_state(directory, doc), directory)
+    model.metadata = dict(doc.get("metadata", {}))
+    return model.eval().to(device)
