@@ -1,3 +1,8 @@
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))  # tests/infra.py
+
 import pytest
 import torch
 
@@ -33,3 +38,22 @@ def tiny_classifier():
 def tiny_translator():
     torch.manual_seed(3)
     return Translator(TranslatorConfig(cond_dim=10, latent_dim=4, hidden_dim=16, num_blocks=1, num_components=3)).eval()
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint():
+    from infra import moto_s3
+
+    with moto_s3() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture(scope="module")
+def ray_cluster(s3_endpoint):
+    """A real local Ray cluster for one test module, started after the S3 variables are set so
+    that its workers inherit them."""
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
+    yield ray
+    ray.shutdown()

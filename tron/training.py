@@ -21,6 +21,8 @@ class TrainConfig:
     lr: float = 1e-3  # peak Adam learning rate (cosine decay to 0)
     weight_decay: float = 0.0  # AdamW weight decay
     cond_noise_std: float = 0.0  # Gaussian noise on c during training (TR0N's CLIP modality-gap trick)
+    sample_labels: bool = False  # classifier c: train on one-hot labels y ~ c, so q learns p(z | y)
+    label_temperature: float = 1.0  # with sample_labels: y ~ c^(1/T); T < 1 favours latents f is sure of
     val_fraction: float = 0.1  # held-out share of the pairs for validation loss
     grad_clip: float = 5.0  # max gradient norm
     seed: int = 0  # shuffling, split and noise
@@ -39,6 +41,26 @@ def add_condition_noise(c: torch.Tensor, std: float, generator: torch.Generator 
     return c + std * torch.randn(c.shape, generator=generator, device=c.device, dtype=c.dtype)
 
 
+def sample_one_hot(c: torch.Tensor, generator: torch.Generator | None = None, temperature: float = 1.0) -> torch.Tensor:
+    """Draw y ~ Categorical(c) per row and return one-hot(y). (B, K) -> (B, K)
+
+    A translator fitted on (z, one-hot y) pairs learns the Bayes posterior
+    p(z | y) ∝ f(y | G(z)) p(z): the whole class, not only the latents that f finds most typical,
+    which is what a one-hot condition at sampling time asks for."""
+    p = c.clamp_min(0)
+    if temperature != 1.0:
+        p = p.pow(1.0 / temperature)
+    y = torch.multinomial(p, 1, generator=generator).squeeze(1)
+    return torch.nn.functional.one_hot(y, c.shape[1]).to(c.dtype)
+
+
+def training_condition(c: torch.Tensor, config: "TrainConfig", generator: torch.Generator | None = None) -> torch.Tensor:
+    """The condition the translator sees in a training step (label sampling, then noise)."""
+    if config.sample_labels:
+        c = sample_one_hot(c, generator, config.label_temperature)
+    return add_condition_noise(c, config.cond_noise_std, generator)
+
+
 def make_optimizer(model: Translator, config: TrainConfig, total_steps: int):
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     total = max(1, total_steps)
@@ -49,7 +71,7 @@ def make_optimizer(model: Translator, config: TrainConfig, total_steps: int):
 def train_step(model: Translator, opt, sched, z: torch.Tensor, c: torch.Tensor, config: TrainConfig,
                generator: torch.Generator | None = None) -> float:
     model.train()
-    loss = model.loss(z, add_condition_noise(c, config.cond_noise_std, generator))
+    loss = model.loss(z, training_condition(c, config, generator))
     opt.zero_grad(set_to_none=True)
     loss.backward()
     if config.grad_clip:

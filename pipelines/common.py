@@ -1,0 +1,100 @@
+"""Shared plumbing for the pipeline entrypoints: argument errors, Ray start-up, MLflow runs, S3 checks."""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+from tron.errors import TronError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """One-line usage errors with exit code 2."""
+
+    def error(self, message: str) -> None:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def run_main(main_fn, argv: list[str] | None, prog: str) -> int:
+    """Call main_fn(argv) turning library errors into one line on stderr and exit code 2."""
+    try:
+        return main_fn(argv)
+    except TronError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def init_ray(address: str | None = None, num_cpus: int | None = None):
+    """Connect to RAY_ADDRESS / --address when given (e.g. under `ray job submit`), else start a local Ray."""
+    import ray
+
+    if ray.is_initialized():
+        return ray
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, ignore_reinit_error=True, log_to_driver=True)
+    else:
+        # A local cluster binds to loopback only.
+        ray.init(num_cpus=num_cpus, include_dashboard=False, ignore_reinit_error=True, _node_ip_address="127.0.0.1")
+    return ray
+
+
+def code_version() -> str:
+    """Package version plus the git commit when running from a checkout."""
+    from tron import __version__
+
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True,
+                             text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        sha = ""
+    return f"{__version__}+{sha}" if sha else __version__
+
+
+def check_s3_bucket(uri: str) -> None:
+    """Fail early with a clear message when an s3:// destination's bucket is unreachable."""
+    if not uri.startswith("s3://"):
+        return
+    import boto3
+    import botocore.exceptions
+
+    bucket = uri[len("s3://"):].split("/", 1)[0]
+    client = boto3.client("s3")  # honours AWS_* variables, including AWS_ENDPOINT_URL
+    try:
+        client.head_bucket(Bucket=bucket)
+    except botocore.exceptions.ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        raise TronError(f"S3 bucket {bucket!r} is not usable ({code or exc}); create it or check AWS credentials") from exc
+    except (botocore.exceptions.BotoCoreError, ValueError) as exc:
+        raise TronError(f"cannot reach S3 for bucket {bucket!r}: {exc}") from exc
+
+
+@contextmanager
+def mlflow_run(experiment: str, run_name: str | None = None, tracking_uri: str | None = None,
+               tags: dict[str, str] | None = None, enabled: bool = True) -> Iterator[Any]:
+    """An MLflow run that always ends: FINISHED on success, FAILED with the error logged otherwise.
+
+    With no tracking URI given or in MLFLOW_TRACKING_URI, MLflow's local SQLite store is used."""
+    if not enabled:
+        yield None
+        return
+    import mlflow
+
+    if tracking_uri:
+        mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_experiment(experiment)
+    run = mlflow.start_run(run_name=run_name, tags=tags)
+    try:
+        yield run
+    except BaseException as exc:
+        mlflow.set_tag("error", f"{type(exc).__name__}: {exc}"[:5000])
+        mlflow.end_run(status="FAILED")
+        raise
+    else:
+        mlflow.end_run(status="FINISHED")
