@@ -29,6 +29,11 @@ class Encoder(nn.Module):
         super().__init__()
         self.config = dict(config)
 
+    @classmethod
+    def from_checkpoint(cls, directory: str | os.PathLike, doc: dict[str, Any]) -> "Encoder":
+        """Build from a verified checkpoint; classes that wrap other libraries override this."""
+        return load_into(cls(**doc["config"]), load_state(directory, doc), directory)
+
     def encode(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, k)
         raise NotImplementedError
 
@@ -104,5 +109,4 @@ def load_encoder(directory: str | os.PathLike, device: str | torch.device = "cpu
     cls = ENCODERS.get(doc["kind"])
     if not issubclass(cls, Encoder):
         raise CheckpointError(f"{directory} holds a {doc['kind']!r}, which is not an encoder")
-    model = load_into(cls(**doc["config"]), load_state(directory, doc), directory)
-    return freeze(model).to(device)
+    return freeze(cls.from_checkpoint(directory, doc)).to(device)

@@ -39,6 +39,11 @@ class Generator(nn.Module):
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.decode(z)
 
+    @classmethod
+    def from_checkpoint(cls, directory: str | os.PathLike, doc: dict[str, Any]) -> "Generator":
+        """Build from a verified checkpoint; classes that wrap other libraries override this."""
+        return load_into(cls(**doc["config"]), load_state(directory, doc), directory)
+
 
 GENERATORS: Registry[Generator] = Registry("generator")
 
@@ -53,8 +58,7 @@ def load_generator(directory: str | os.PathLike, device: str | torch.device = "c
     cls = GENERATORS.get(doc["kind"])
     if not issubclass(cls, Generator):
         raise CheckpointError(f"{directory} holds a {doc['kind']!r}, which is not a generator")
-    model = load_into(cls(**doc["config"]), load_state(directory, doc), directory)
-    return freeze(model).to(device)
+    return freeze(cls.from_checkpoint(directory, doc)).to(device)
 
 
 def freeze(model: nn.Module) -> nn.Module:
