@@ -65,3 +65,40 @@ def processes_named(fragment: str) -> list[int]:
         if fragment in cmdline:
             pids.append(int(entry.name))
     return pids
+
+
+@contextmanager
+def mlflow_server(tmp_dir: Path, artifacts_destination: str | None = None, env: dict | None = None):
+    """A real `mlflow server` process (SQLite backend) on 127.0.0.1, proxying artifacts to
+    `artifacts_destination` (a local folder by default, or s3://...); yields its URI."""
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    port = free_port()
+    cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{tmp_dir / 'mlflow.db'}",
+           "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    cmd += ["--artifacts-destination", artifacts_destination or str(tmp_dir / "artifacts")]
+    log = open(tmp_dir / "mlflow-server.log", "wb")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+    uri = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while True:
+        try:
+            urllib.request.urlopen(f"{uri}/health", timeout=2)
+            break
+        except OSError:
+            if proc.poll() is not None or time.time() > deadline:
+                proc.kill()
+                raise RuntimeError(f"mlflow server did not start: {(tmp_dir / 'mlflow-server.log').read_text()[-2000:]}")
+            time.sleep(0.5)
+    try:
+        yield uri
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
