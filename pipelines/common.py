@@ -77,10 +77,11 @@ def check_s3_bucket(uri: str) -> None:
 
 @contextmanager
 def mlflow_run(experiment: str, run_name: str | None = None, tracking_uri: str | None = None,
-               tags: dict[str, str] | None = None, enabled: bool = True) -> Iterator[Any]:
+               tags: dict[str, str] | None = None, enabled: bool = True, run_id: str | None = None) -> Iterator[Any]:
     """An MLflow run that always ends: FINISHED on success, FAILED with the error logged otherwise.
 
-    With no tracking URI given or in MLFLOW_TRACKING_URI, MLflow's local SQLite store is used."""
+    With no tracking URI given or in MLFLOW_TRACKING_URI, MLflow's local SQLite store is used.
+    `run_id` reopens an existing run (a resumed job continues its run)."""
     if not enabled:
         yield None
         return
@@ -89,7 +90,7 @@ def mlflow_run(experiment: str, run_name: str | None = None, tracking_uri: str |
     if tracking_uri:
         mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_experiment(experiment)
-    run = mlflow.start_run(run_name=run_name, tags=tags)
+    run = mlflow.start_run(run_id=run_id) if run_id else mlflow.start_run(run_name=run_name, tags=tags)
     try:
         yield run
     except BaseException as exc:

@@ -281,3 +281,15 @@ def generate_shard(generator, encoder, identity: DatasetIdentity, index: int, ro
                           batch_size=identity.batch_size, prior=PriorConfig(**identity.prior))
     data = encode_shard(identity, index, index * identity.rows_per_shard, z, c)
     return data, ShardCheck(index, "ok", rows=rows, sha256=sha256(data))
+
+
+def is_validation_row(rows: np.ndarray, fraction: float, seed: int = 0) -> np.ndarray:
+    """Deterministic train/validation split by global row index: the same rows are held out
+    whatever the sharding, ordering or number of readers. (N,) int -> (N,) bool"""
+    x = np.asarray(rows, dtype=np.uint64) + np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15)
+    # splitmix64 finaliser: well-mixed bits from consecutive integers
+    with np.errstate(over="ignore"):
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        x = x ^ (x >> np.uint64(31))
+    return (x % np.uint64(1_000_000)).astype(np.int64) < int(round(fraction * 1_000_000))

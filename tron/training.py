@@ -61,34 +61,54 @@ def training_condition(c: torch.Tensor, config: "TrainConfig", generator: torch.
     return add_condition_noise(c, config.cond_noise_std, generator)
 
 
-def make_optimizer(model: Translator, config: TrainConfig, total_steps: int):
+class TranslatorLoss(torch.nn.Module):
+    """forward(z, c) -> training loss. Data-parallel wrappers (DDP) need the loss behind forward()."""
+
+    def __init__(self, translator: Translator) -> None:
+        super().__init__()
+        self.translator = translator
+
+    def forward(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        return self.translator.loss(z, c)
+
+
+def make_optimizer(model: torch.nn.Module, config: TrainConfig, total_steps: int):
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     total = max(1, total_steps)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total) / total)))
     return opt, sched
 
 
-def train_step(model: Translator, opt, sched, z: torch.Tensor, c: torch.Tensor, config: TrainConfig,
+def train_step(loss_module: torch.nn.Module, opt, sched, z: torch.Tensor, c: torch.Tensor, config: TrainConfig,
                generator: torch.Generator | None = None) -> float:
-    model.train()
-    loss = model.loss(z, training_condition(c, config, generator))
+    """One optimiser step; `loss_module(z, c)` is a TranslatorLoss, possibly DDP-wrapped."""
+    loss_module.train()
+    loss = loss_module(z, training_condition(c, config, generator))
+    if not torch.isfinite(loss):
+        raise FloatingPointError(f"training diverged: the loss is {float(loss)}; lower the learning rate")
     opt.zero_grad(set_to_none=True)
     loss.backward()
     if config.grad_clip:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        torch.nn.utils.clip_grad_norm_(loss_module.parameters(), config.grad_clip)
     opt.step()
     sched.step()
     return float(loss.detach())
 
 
 @torch.no_grad()
-def evaluate(model: Translator, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> float:
-    """Mean loss over (z, c) batches, weighted by batch size."""
+def evaluate_loss_sums(model: Translator, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> tuple[float, int]:
+    """(sum of per-row loss, row count) over (z, c) batches: sums add up across workers."""
     model.eval()
     total, count = 0.0, 0
     for z, c in batches:
         total += float(model.loss(z, c)) * len(z)
         count += len(z)
+    return total, count
+
+
+def evaluate(model: Translator, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> float:
+    """Mean loss over (z, c) batches, weighted by batch size."""
+    total, count = evaluate_loss_sums(model, batches)
     return total / max(count, 1)
 
 
@@ -119,9 +139,10 @@ def fit_translator(model: Translator, z: np.ndarray | torch.Tensor, c: np.ndarra
     noise_gen = torch.Generator(device=device).manual_seed(config.seed + 1)  # condition noise
     steps_per_epoch = math.ceil(len(z_tr) / config.batch_size)
     opt, sched = make_optimizer(model, config, steps_per_epoch * config.epochs)
+    loss_module = TranslatorLoss(model)
     history = []
     for epoch in range(config.epochs):
-        losses = [train_step(model, opt, sched, zb.to(device), cb.to(device), config, noise_gen) for zb, cb in iterate_batches(z_tr, c_tr, config.batch_size, gen)]
+        losses = [train_step(loss_module, opt, sched, zb.to(device), cb.to(device), config, noise_gen) for zb, cb in iterate_batches(z_tr, c_tr, config.batch_size, gen)]
         record = {"epoch": epoch + 1, "train_loss": float(np.mean(losses))}
         if len(z_va):
             record["val_loss"] = evaluate(model, iterate_batches(z_va, c_va, 4096))

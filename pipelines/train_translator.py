@@ -1,0 +1,381 @@
+"""Fit a translator q(z | c) on a pair dataset with Ray Train; track and register it in MLflow.
+
+    python pipelines/train_translator.py --dataset s3://bucket/digits-pairs --num-workers 2
+
+The per-worker loop is thin: it calls tron.training's helpers. Rank 0 checkpoints every epoch
+(Ray keeps the best N by validation NLL, and always the latest) and logs metrics to MLflow.
+Rerunning the same command resumes from the latest checkpoint and continues the same MLflow run.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import asdict, fields
+from pathlib import Path
+
+import numpy as np
+
+from tron.dataset import PairDataset, is_validation_row, open_dataset
+from tron.errors import TronError
+from tron.training import TrainConfig
+from tron.translator import TranslatorConfig
+
+if __package__ in (None, ""):  # run as a script: python pipelines/train_translator.py
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from pipelines.common import ArgumentParser, init_ray, mlflow_run, run_main  # noqa: E402
+
+CANDIDATE = "candidate"
+MODEL_FIELDS = ("hidden_dim", "num_blocks", "num_components", "head", "normalize_condition")
+TRAIN_FIELDS = tuple(f.name for f in fields(TrainConfig))
+
+
+def build_parser() -> ArgumentParser:
+    p = ArgumentParser(prog="train_translator.py", description=__doc__.split("\n\n")[0])
+    p.add_argument("--dataset", required=True, help="dataset URI (local directory or s3://...) with a manifest")
+    p.add_argument("--config", help="JSON file of hyperparameters (translator and training fields); flags override it")
+    for name in MODEL_FIELDS + TRAIN_FIELDS:
+        flag = "--" + name.replace("_", "-")
+        if name in ("normalize_condition", "sample_labels"):
+            p.add_argument(flag, dest=name, action="store_true", default=None)
+        else:
+            kind = {"head": str}.get(name, float if name in ("lr", "weight_decay", "cond_noise_std", "val_fraction",
+                                                             "grad_clip", "label_temperature") else int)
+            p.add_argument(flag, dest=name, type=kind, default=None)
+    p.add_argument("--num-workers", type=int, default=1, help="data-parallel Ray Train workers")
+    p.add_argument("--cpus-per-worker", type=float, default=1.0, help="give fractions (0.5) to fit 2 workers on 2 cores")
+    p.add_argument("--use-gpu", action="store_true")
+    p.add_argument("--name", help="run name: the key for resuming (default: derived from the dataset)")
+    p.add_argument("--storage-path", default=None, help="Ray Train storage for checkpoints (local or s3://); default outputs/ray_results")
+    p.add_argument("--keep-checkpoints", type=int, default=3, help="best N checkpoints by validation NLL")
+    p.add_argument("--export", default=None, help="directory for the best translator (default outputs/translators/NAME)")
+    p.add_argument("--registered-model", default=None, help="MLflow registered model name (default: from G and f)")
+    p.add_argument("--experiment", default="tron-translators")
+    p.add_argument("--tracking-uri", default=None)
+    p.add_argument("--eval-samples", type=int, default=8, help="samples per condition in the quick evaluation")
+    p.add_argument("--address", default=None, help="Ray address (default: RAY_ADDRESS, else a local Ray)")
+    return p
+
+
+def slug(spec: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", spec).strip("-").lower()
+
+
+def registered_model_name(generator: str, encoder: str) -> str:
+    """One registered model per (G, f) pair."""
+    return f"tron-translator.{slug(generator)}.{slug(encoder)}"
+
+
+def hyperparameters(args, dataset: PairDataset) -> tuple[TranslatorConfig, TrainConfig]:
+    values: dict = {}
+    if args.config:
+        try:
+            values.update(json.loads(Path(args.config).read_text()))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise TronError(f"cannot read --config {args.config}: {exc}") from exc
+    values.update({k: v for k, v in vars(args).items() if k in MODEL_FIELDS + TRAIN_FIELDS and v is not None})
+    unknown = sorted(set(values) - set(MODEL_FIELDS) - set(TRAIN_FIELDS))
+    if unknown:
+        raise TronError(f"unknown hyperparameters {unknown}")
+    ident = dataset.identity
+    try:
+        model = TranslatorConfig(cond_dim=ident.cond_dim, latent_dim=ident.latent_dim,
+                                 **{k: values[k] for k in MODEL_FIELDS if k in values})
+        train = TrainConfig(**{k: values[k] for k in TRAIN_FIELDS if k in values})
+    except (TypeError, ValueError) as exc:
+        raise TronError(f"invalid hyperparameters: {exc}") from exc
+    return model, train
+
+
+# ----------------------------------------------------------------------------- the worker loop
+
+def train_loop_per_worker(config: dict) -> None:
+    """Runs on every Ray Train worker. Thin: the maths lives in tron.training."""
+    import ray.train
+    import ray.train.torch
+    import torch
+    import torch.distributed as dist
+
+    from tron.training import TranslatorLoss, evaluate_loss_sums, make_optimizer, train_step
+    from tron.translator import Translator, load_translator, save_translator
+
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    tcfg, mcfg = TrainConfig(**config["train"]), TranslatorConfig(**config["model"])
+    torch.manual_seed(tcfg.seed)
+    translator = Translator(mcfg)
+    device = ray.train.torch.get_device()
+    steps_per_epoch = max(1, math.ceil(config["train_rows"] / (tcfg.batch_size * world)))
+    start_epoch, state = 0, None
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as d:
+            translator.load_state_dict(load_translator(Path(d) / "translator").state_dict())
+            state = torch.load(Path(d) / "train_state.pt", weights_only=True)
+            start_epoch = int(state["epoch"])
+        if rank == 0:
+            print(f"[train] resumed from the checkpoint of epoch {start_epoch}", flush=True)
+    loss_module = ray.train.torch.prepare_model(TranslatorLoss(translator))  # DDP across workers
+    opt, sched = make_optimizer(loss_module, tcfg, steps_per_epoch * tcfg.epochs)
+    if state is not None:
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+
+    def all_sum(*values: float) -> list[float]:
+        t = torch.tensor(values, dtype=torch.float64, device=device)
+        if world > 1 and dist.is_initialized():
+            dist.all_reduce(t)
+        return t.tolist()
+
+    client = None
+    if rank == 0 and config.get("mlflow_run_id"):
+        import mlflow
+
+        client = mlflow.MlflowClient(tracking_uri=config["tracking_uri"])
+    train_shard, val_shard = ray.train.get_dataset_shard("train"), ray.train.get_dataset_shard("val")
+    for epoch in range(start_epoch, tcfg.epochs):
+        noise = torch.Generator(device=device).manual_seed(tcfg.seed * 100_003 + epoch * 1_009 + rank)
+        total, count, t_epoch = 0.0, 0, time.perf_counter()
+        for batch in train_shard.iter_torch_batches(batch_size=tcfg.batch_size, device=device,
+                                                    local_shuffle_buffer_size=4 * tcfg.batch_size,
+                                                    local_shuffle_seed=tcfg.seed + epoch):
+            total += train_step(loss_module, opt, sched, batch["z"], batch["c"], tcfg, noise) * len(batch["z"])
+            count += len(batch["z"])
+        train_seconds = time.perf_counter() - t_epoch
+        val_batches = ((b["z"], b["c"]) for b in val_shard.iter_torch_batches(batch_size=4096, device=device))
+        val_total, val_count = evaluate_loss_sums(translator, val_batches)
+        total, count, val_total, val_count = all_sum(total, count, val_total, val_count)
+        metrics = {"epoch": epoch + 1, "train_nll": total / max(count, 1), "val_nll": val_total / max(val_count, 1),
+                   "samples_per_s": count / max(train_seconds, 1e-9)}
+        if client is not None:
+            for key in ("train_nll", "val_nll", "samples_per_s"):
+                client.log_metric(config["mlflow_run_id"], key, metrics[key], step=epoch + 1)
+            if epoch == start_epoch:
+                client.log_metric(config["mlflow_run_id"], "started_at_epoch", start_epoch, step=epoch + 1)
+        if rank == 0:
+            print(f"[train] epoch {epoch + 1}/{tcfg.epochs}: train_nll {metrics['train_nll']:.4f} "
+                  f"val_nll {metrics['val_nll']:.4f}", flush=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            ckpt = None
+            if rank == 0:
+                save_translator(translator, Path(tmp) / "translator", metadata=config["metadata"])
+                torch.save({"epoch": epoch + 1, "optimizer": opt.state_dict(), "scheduler": sched.state_dict()},
+                           Path(tmp) / "train_state.pt")
+                ckpt = ray.train.Checkpoint.from_directory(tmp)
+            ray.train.report(metrics, checkpoint=ckpt)
+
+
+# ----------------------------------------------------------------------------- the driver
+
+def read_split(dataset: PairDataset, val_fraction: float, seed: int):
+    """Ray Data readers of the shards, split deterministically by global row index."""
+    import ray.data
+
+    ds = ray.data.read_parquet(dataset.shard_paths, filesystem=dataset.location.fs, columns=["row", "z", "c"])
+
+    def select(batch, want_val: bool):
+        mask = is_validation_row(batch["row"], val_fraction, seed) == want_val
+        return {"z": batch["z"][mask], "c": batch["c"][mask]}
+
+    train = ds.map_batches(select, fn_kwargs={"want_val": False}, batch_format="numpy")
+    val = ds.map_batches(select, fn_kwargs={"want_val": True}, batch_format="numpy")
+    rows = np.arange(dataset.num_rows)
+    n_val = int(is_validation_row(rows, val_fraction, seed).sum())
+    return train, val, dataset.num_rows - n_val, n_val
+
+
+def storage(args, name: str):
+    from tron.storage import resolve
+
+    path = args.storage_path or str(Path("outputs/ray_results").resolve())
+    loc = resolve(path)
+    return loc, (loc.path if loc.is_s3 else path), (loc.fs if loc.is_s3 else None)
+
+
+def run_id_file(loc, name: str) -> str:
+    return loc.join(name, "tron_mlflow_run_id.txt")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.num_workers < 1 or args.cpus_per_worker <= 0 or args.keep_checkpoints < 1:
+        raise TronError("--num-workers and --keep-checkpoints must be >= 1 and --cpus-per-worker > 0")
+    dataset = open_dataset(args.dataset)
+    ident = dataset.identity
+    model_cfg, train_cfg = hyperparameters(args, dataset)
+    name = args.name or f"translator-{slug(ident.generator)}-{slug(ident.encoder)}-{dataset.manifest['shards'][0]['sha256'][:8]}"
+    export_dir = Path(args.export or f"outputs/translators/{name}").resolve()
+    model_name = args.registered_model or registered_model_name(ident.generator, ident.encoder)
+    loc, storage_path, storage_fs = storage(args, name)
+
+    from tron import storage as st
+
+    previous_run = st.read_bytes(loc, run_id_file(loc, name)).decode().strip() \
+        if st.exists(loc, run_id_file(loc, name)) else None
+    tags = {"tron.stage": "train_translator", "tron.dataset_uri": dataset.uri,
+            "tron.generator": ident.generator, "tron.encoder": ident.encoder,
+            "tron.generator_fingerprint": ident.generator_fingerprint,
+            "tron.encoder_fingerprint": ident.encoder_fingerprint}
+    with mlflow_run(args.experiment, run_name=name, tracking_uri=args.tracking_uri, tags=tags,
+                    run_id=previous_run) as run:
+        import mlflow
+
+        run_id = run.info.run_id
+        st.write_bytes_atomic(loc, run_id_file(loc, name), run_id.encode())
+        if previous_run is None:
+            mlflow.log_params({"dataset_uri": dataset.uri, "num_pairs": dataset.num_rows, "num_workers": args.num_workers,
+                               "use_gpu": args.use_gpu, **{f"model.{k}": v for k, v in asdict(model_cfg).items()},
+                               **{f"train.{k}": v for k, v in asdict(train_cfg).items()}})
+            mlflow.log_dict(dataset.manifest, "dataset_manifest.json")
+        else:
+            print(f"[train] resuming {name} (MLflow run {run_id})", flush=True)
+        t0 = time.perf_counter()
+        best_dir = fit(args, dataset, model_cfg, train_cfg, name, storage_path, storage_fs, run_id, export_dir)
+        seconds = time.perf_counter() - t0
+        mlflow.log_metric("train_seconds", seconds)
+        mlflow.log_artifacts(str(export_dir), "translator")
+        summary = quick_evaluation(dataset, export_dir, args.eval_samples, export_dir.parent / f"{name}-samples.png")
+        mlflow.log_metrics({k: v for k, v in summary.items() if isinstance(v, (int, float))})
+        mlflow.log_artifact(str(export_dir.parent / f"{name}-samples.png"), "samples")
+        version = register(model_name, run_id, ident, dataset.uri, summary)
+        print(f"[train] best checkpoint {best_dir}; exported {export_dir}", flush=True)
+        print(f"[train] registered {model_name} version {version} with alias '{CANDIDATE}'; "
+              f"quick evaluation: {json.dumps(summary)}", flush=True)
+    return 0
+
+
+def fit(args, dataset, model_cfg, train_cfg, name, storage_path, storage_fs, run_id, export_dir: Path) -> str:
+    """Ray Train TorchTrainer.fit(); copies the best checkpoint's translator to export_dir."""
+    import mlflow
+    import ray.train
+    from ray.train.torch import TorchTrainer
+
+    init_ray(args.address)
+    import ray.data
+
+    ray.data.DataContext.get_current().enable_progress_bars = False  # one line per epoch, not bars
+    train_ds, val_ds, n_train, n_val = read_split(dataset, train_cfg.val_fraction, train_cfg.seed)
+    if n_train == 0 or n_val == 0:
+        raise TronError(f"dataset {dataset.uri} has {dataset.num_rows} rows: too few for a train/validation split")
+    loop_config = {
+        "train": asdict(train_cfg), "model": asdict(model_cfg), "train_rows": n_train,
+        "mlflow_run_id": run_id, "tracking_uri": mlflow.get_tracking_uri(),
+        "metadata": {"generator": dataset.identity.generator, "encoder": dataset.identity.encoder,
+                     "generator_fingerprint": dataset.identity.generator_fingerprint,
+                     "encoder_fingerprint": dataset.identity.encoder_fingerprint,
+                     "dataset_uri": dataset.uri, "mlflow_run_id": run_id},
+    }
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config=loop_config,
+        scaling_config=ray.train.ScalingConfig(num_workers=args.num_workers, use_gpu=args.use_gpu,
+                                               resources_per_worker={"CPU": args.cpus_per_worker}),
+        run_config=ray.train.RunConfig(
+            name=name, storage_path=storage_path, storage_filesystem=storage_fs,
+            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=args.keep_checkpoints,
+                                                         checkpoint_score_attribute="val_nll",
+                                                         checkpoint_score_order="min")),
+        datasets={"train": train_ds, "val": val_ds},
+    )
+    try:
+        result = trainer.fit()
+    except ray.train.TrainingFailedError as exc:
+        raise TrainingFailed(describe_failure(exc)) from exc
+    if result.error is not None:
+        raise TrainingFailed(describe_failure(result.error))
+    best = result.get_best_checkpoint(metric="val_nll", mode="min") or result.checkpoint
+    if best is None:
+        raise TronError(f"training {name} produced no checkpoint")
+    with best.as_directory() as d:
+        if export_dir.exists():
+            shutil.rmtree(export_dir)
+        shutil.copytree(Path(d) / "translator", export_dir)
+    return best.path
+
+
+class TrainingFailed(TronError):
+    """Training raised on a worker or in the controller; the message names the root cause."""
+
+
+def describe_failure(exc: BaseException) -> str:
+    failures = getattr(exc, "worker_failures", None)
+    if failures:
+        rank, err = sorted(failures.items())[0]
+        cause = getattr(err, "cause", None) or err
+        lines = [line for line in str(cause).strip().splitlines() if line.strip()]
+        return f"training failed on worker {rank}: {lines[-1] if lines else type(cause).__name__}"
+    cause = getattr(exc, "controller_failure", None) or exc
+    lines = [line for line in str(cause).strip().splitlines() if line.strip()]
+    return f"training failed: {lines[-1] if lines else type(cause).__name__}"
+
+
+def quick_evaluation(dataset: PairDataset, translator_dir: Path, n: int, grid_path: Path) -> dict:
+    """Energies at T=0 and after Langevin on a fixed condition set, plus judged accuracy where
+    the world has a judge (digits); writes a PNG grid of samples."""
+    import torch
+
+    from tron.components import load_encoder_spec, load_generator_spec
+    from tron.images import save_grid
+    from tron.langevin import LangevinConfig
+    from tron.sampler import Sampler
+    from tron.translator import load_translator
+    from tron.world import World, resolve_world_path
+
+    ident = dataset.identity
+    g, f = load_generator_spec(ident.generator), load_encoder_spec(ident.encoder)
+    translator = load_translator(translator_dir)
+    langevin = LangevinConfig()
+    if ident.generator.startswith("zoo:") and ident.generator == ident.encoder:
+        doc = json.loads((resolve_world_path(ident.generator) / "world.json").read_text())
+        langevin = LangevinConfig(**doc.get("langevin", {}))
+    if hasattr(f, "condition_from_labels"):
+        c = f.condition_from_labels(list(range(f.embed_dim)))  # every class
+    else:  # f's own outputs on held-out pairs: a fixed condition set for any world
+        c = torch.from_numpy(dataset.read_arrays(("c",))["c"][:16].copy())
+    sampler = Sampler(g, f, translator)
+    summary: dict = {}
+    for steps in (0, langevin.steps):
+        res = sampler.sample(c, n, LangevinConfig(**{**asdict(langevin), "steps": steps}), seed=0)
+        e = res.energies
+        summary[f"energy_mean_T{steps}"] = float(e.mean())
+        summary[f"energy_std_T{steps}"] = float(e.std())
+        if steps == langevin.steps:
+            save_grid(res.images, grid_path, nrow=n, upscale=2)
+    if ident.generator == "zoo:digits" and ident.encoder == "zoo:digits":
+        from tron.evaluation import default_methods, evaluate_digits
+
+        world = World("digits", g, f, translator, langevin)
+        rows = evaluate_digits(world, n_per_label=max(n, 10), methods=default_methods(langevin.steps)[:2], langevin=langevin)
+        summary["judged_accuracy_T0"] = rows[0]["accuracy"]
+        summary[f"judged_accuracy_T{langevin.steps}"] = rows[1]["accuracy"]
+        summary["diversity_ratio"] = rows[1]["diversity_ratio"]
+    return summary
+
+
+def register(model_name: str, run_id: str, ident, dataset_uri: str, summary: dict) -> str:
+    """A new version of the (G, f) pair's registered model, tagged, with the alias 'candidate'."""
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    try:
+        client.get_registered_model(model_name)
+    except mlflow.exceptions.MlflowException:
+        client.create_registered_model(model_name, description="TR0N translators for one (generator, encoder) pair")
+    run = client.get_run(run_id)
+    version = client.create_model_version(model_name, source=f"{run.info.artifact_uri}/translator", run_id=run_id,
+                                          tags={"generator_fingerprint": ident.generator_fingerprint,
+                                                "encoder_fingerprint": ident.encoder_fingerprint,
+                                                "generator": ident.generator, "encoder": ident.encoder,
+                                                "dataset_uri": dataset_uri})
+    client.set_registered_model_alias(model_name, CANDIDATE, version.version)
+    return version.version
+
+
+if __name__ == "__main__":
+    from pipelines import train_translator
+
+    sys.exit(run_main(train_translator.main, None, "train_translator.py"))

@@ -1,0 +1,161 @@
+"""pipelines/train_translator.py: Ray Train on the Parquet shards, checkpoints, MLflow registry."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from infra import S3_ENV, make_bucket, mlflow_server
+from pipelines import build_dataset, train_translator
+from pipelines.common import run_main
+from tron.errors import CheckpointError
+from tron.translator import load_translator
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def dataset(ray_cluster, tmp_path_factory):
+    out = tmp_path_factory.mktemp("pairs") / "digits"
+    argv = ["--generator", "zoo:digits", "--num-pairs", "3000", "--rows-per-shard", "1000", "--out", str(out), "--no-mlflow"]
+    assert run_main(build_dataset.main, argv, "build") == 0
+    return str(out)
+
+
+def train(dataset, tmp, *extra):
+    argv = ["--dataset", dataset, "--epochs", "3", "--batch-size", "128", "--hidden-dim", "64", "--num-blocks", "1",
+            "--export", str(tmp / "export"), "--eval-samples", "2", *extra]
+    if "--storage-path" not in extra:
+        argv += ["--storage-path", str(tmp / "ray_results")]
+    return run_main(train_translator.main, argv, "train_translator.py")
+
+
+@pytest.fixture(scope="module")
+def server_run(dataset, s3_endpoint, tmp_path_factory):
+    """One training tracked by a real MLflow server whose artifacts live in S3, with Ray Train
+    checkpoints in S3 as well."""
+    import mlflow
+
+    tmp = tmp_path_factory.mktemp("server_run")
+    make_bucket("tron-mlflow")
+    make_bucket("tron-checkpoints")
+    env = {**S3_ENV, "MLFLOW_S3_ENDPOINT_URL": s3_endpoint, "AWS_ENDPOINT_URL": s3_endpoint}
+    with mlflow_server(tmp, "s3://tron-mlflow/artifacts", env) as uri:
+        mlflow.set_tracking_uri(uri)
+        try:
+            rc = train(dataset, tmp, "--tracking-uri", uri, "--storage-path", "s3://tron-checkpoints/runs",
+                       "--name", "server-run")
+            client = mlflow.MlflowClient(uri)
+            yield rc, client, tmp
+        finally:
+            mlflow.set_tracking_uri(None)
+
+
+def test_training_lowers_validation_nll_and_registers_a_candidate(server_run, dataset):
+    rc, client, tmp = server_run
+    assert rc == 0
+    exp = client.get_experiment_by_name("tron-translators")
+    (run,) = client.search_runs([exp.experiment_id])
+    assert run.info.status == "FINISHED"
+    history = [m.value for m in sorted(client.get_metric_history(run.info.run_id, "val_nll"), key=lambda m: m.step)]
+    assert len(history) == 3 and history[-1] < history[0]
+    assert run.data.params["dataset_uri"] == dataset
+    assert "judged_accuracy_T0" in run.data.metrics and "energy_mean_T0" in run.data.metrics
+
+    manifest = json.loads((Path(dataset) / "manifest.json").read_text())
+    name = "tron-translator.zoo-digits.zoo-digits"
+    version = client.get_model_version_by_alias(name, "candidate")
+    assert version.run_id == run.info.run_id
+    assert version.tags["generator_fingerprint"] == manifest["fingerprints"]["generator"]
+    assert version.tags["encoder_fingerprint"] == manifest["fingerprints"]["encoder"]
+    assert version.tags["dataset_uri"] == dataset
+
+    translator = load_translator(tmp / "export")  # the exported best checkpoint loads in the sampler's format
+    assert translator.metadata["encoder_fingerprint"] == manifest["fingerprints"]["encoder"]
+    assert translator.config.hidden_dim == 64
+
+
+def test_artifacts_and_checkpoints_are_in_s3(server_run):
+    import boto3
+
+    s3 = boto3.client("s3")
+    artifacts = [o["Key"] for o in s3.list_objects_v2(Bucket="tron-mlflow").get("Contents", [])]
+    assert any(k.endswith("translator/model.safetensors") for k in artifacts)
+    assert any(k.endswith(".png") for k in artifacts)
+    checkpoints = [o["Key"] for o in s3.list_objects_v2(Bucket="tron-checkpoints").get("Contents", [])]
+    assert any("server-run/checkpoint_" in k and k.endswith("translator/model.safetensors") for k in checkpoints)
+
+
+def test_two_workers_on_two_cores(dataset, tmp_path):
+    tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert train(dataset, tmp_path, "--num-workers", "2", "--cpus-per-worker", "0.5", "--epochs", "1",
+                 "--tracking-uri", tracking) == 0
+    load_translator(tmp_path / "export")
+
+
+def test_resume_after_an_interrupted_run(ray_cluster, dataset, tmp_path):
+    import mlflow
+
+    tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    args = ["--dataset", dataset, "--epochs", "4", "--batch-size", "64", "--hidden-dim", "64", "--num-blocks", "1",
+            "--export", str(tmp_path / "export"), "--eval-samples", "2", "--storage-path", str(tmp_path / "ray_results"),
+            "--name", "interrupted", "--tracking-uri", tracking]
+    address = ray_cluster.get_runtime_context().gcs_address
+    proc = subprocess.Popen([sys.executable, str(REPO / "pipelines" / "train_translator.py"), *args, "--address", address],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 240
+    run_dir = tmp_path / "ray_results" / "interrupted"
+    while time.time() < deadline and not list(run_dir.glob("checkpoint_*/translator/model.safetensors")):
+        assert proc.poll() is None, "training finished or died before it could be interrupted"
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)  # the driver dies mid-training, as a killed job would
+    proc.wait()
+    time.sleep(2)  # let Ray reap the dead driver's actors
+    client = mlflow.MlflowClient(tracking)
+    (run,) = client.search_runs([client.get_experiment_by_name("tron-translators").experiment_id])
+    assert run.info.status == "RUNNING"  # killed: nobody could end it
+
+    assert run_main(train_translator.main, args, "train_translator.py") == 0
+    (after,) = client.search_runs([client.get_experiment_by_name("tron-translators").experiment_id])
+    assert after.info.run_id == run.info.run_id and after.info.status == "FINISHED"
+    started = client.get_metric_history(run.info.run_id, "started_at_epoch")
+    assert max(m.value for m in started) >= 1  # the rerun started from a checkpoint, not from scratch
+    assert {m.step for m in client.get_metric_history(run.info.run_id, "val_nll")} == {1, 2, 3, 4}
+
+
+def test_failed_training_marks_the_run_failed(dataset, tmp_path, capsys):
+    import mlflow
+
+    tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    rc = train(dataset, tmp_path, "--lr", "1e30", "--grad-clip", "0", "--tracking-uri", tracking)
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "training failed" in err and "diverged" in err
+    client = mlflow.MlflowClient(tracking)
+    (run,) = client.search_runs([client.get_experiment_by_name("tron-translators").experiment_id])
+    assert run.info.status == "FAILED"
+    assert "diverged" in run.data.tags["error"]
+
+
+def test_stale_fingerprint_is_refused(server_run, tmp_path):
+    import shutil
+
+    import torch
+
+    from tron.encoders import save_encoder
+    from tron.world import load_world, resolve_world_path
+
+    _, _, tmp = server_run
+    world_dir = tmp_path / "digits"
+    shutil.copytree(resolve_world_path("zoo:digits"), world_dir)
+    load_world(world_dir, translator=tmp / "export")  # same G and f: accepted
+    world = load_world(world_dir)
+    with torch.no_grad():
+        world.encoder.net[0].weight.mul_(1.01)  # the encoder is swapped for a slightly different one
+    save_encoder(world.encoder, world_dir / "encoder")
+    with pytest.raises(CheckpointError, match="different encoder"):
+        load_world(world_dir, translator=tmp / "export")
