@@ -91,6 +91,12 @@ def existing_shards(loc, identity: DatasetIdentity, plan: list[int]) -> dict[int
 
 
 def main(argv: list[str] | None = None) -> int:
+    run(argv)
+    return 0
+
+
+def run(argv: list[str] | None = None) -> dict:
+    """Build (or resume, or confirm) a dataset; returns its manifest."""
     args = build_parser().parse_args(argv)
     args.encoder = args.encoder or args.generator
     for name in ("num_pairs", "rows_per_shard", "batch_size"):
@@ -133,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
                                 "pairs_written": written, "seconds": seconds})
             mlflow.log_dict(manifest, "manifest.json")
             print(f"[build] MLflow run {run.info.run_id} in experiment {args.experiment!r}", flush=True)
-    return 0
+    return manifest
 
 
 def run_shards(args, uri: str, identity: DatasetIdentity, plan: list[int], todo: list[int],

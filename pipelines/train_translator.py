@@ -28,6 +28,7 @@ from tron.translator import TranslatorConfig
 if __package__ in (None, ""):  # run as a script: python pipelines/train_translator.py
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from pipelines.common import ArgumentParser, init_ray, mlflow_run, run_main  # noqa: E402
+from pipelines.evaluation import evaluate_translator  # noqa: E402
 
 CANDIDATE = "candidate"
 MODEL_FIELDS = ("hidden_dim", "num_blocks", "num_components", "head", "normalize_condition")
@@ -201,6 +202,12 @@ def run_id_file(loc, name: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    run(argv)
+    return 0
+
+
+def run(argv: list[str] | None = None) -> dict:
+    """Train (or resume), export, evaluate and register; returns what was made."""
     args = build_parser().parse_args(argv)
     if args.num_workers < 1 or args.cpus_per_worker <= 0 or args.keep_checkpoints < 1:
         raise TronError("--num-workers and --keep-checkpoints must be >= 1 and --cpus-per-worker > 0")
@@ -238,14 +245,17 @@ def main(argv: list[str] | None = None) -> int:
         seconds = time.perf_counter() - t0
         mlflow.log_metric("train_seconds", seconds)
         mlflow.log_artifacts(str(export_dir), "translator")
-        summary = quick_evaluation(dataset, export_dir, args.eval_samples, export_dir.parent / f"{name}-samples.png")
+        summary = evaluate_translator(ident.generator, ident.encoder, export_dir, args.eval_samples,
+                                      grid_path=export_dir.parent / f"{name}-samples.png",
+                                      dataset=dataset)
         mlflow.log_metrics({k: v for k, v in summary.items() if isinstance(v, (int, float))})
         mlflow.log_artifact(str(export_dir.parent / f"{name}-samples.png"), "samples")
         version = register(model_name, run_id, ident, dataset.uri, summary)
         print(f"[train] best checkpoint {best_dir}; exported {export_dir}", flush=True)
         print(f"[train] registered {model_name} version {version} with alias '{CANDIDATE}'; "
               f"quick evaluation: {json.dumps(summary)}", flush=True)
-    return 0
+    return {"run_id": run_id, "model_name": model_name, "version": version, "export_dir": str(export_dir),
+            "summary": summary, "tracking_uri": mlflow.get_tracking_uri()}
 
 
 def fit(args, dataset, model_cfg, train_cfg, name, storage_path, storage_fs, run_id, export_dir: Path) -> str:
@@ -311,49 +321,6 @@ def describe_failure(exc: BaseException) -> str:
     cause = getattr(exc, "controller_failure", None) or exc
     lines = [line for line in str(cause).strip().splitlines() if line.strip()]
     return f"training failed: {lines[-1] if lines else type(cause).__name__}"
-
-
-def quick_evaluation(dataset: PairDataset, translator_dir: Path, n: int, grid_path: Path) -> dict:
-    """Energies at T=0 and after Langevin on a fixed condition set, plus judged accuracy where
-    the world has a judge (digits); writes a PNG grid of samples."""
-    import torch
-
-    from tron.components import load_encoder_spec, load_generator_spec
-    from tron.images import save_grid
-    from tron.langevin import LangevinConfig
-    from tron.sampler import Sampler
-    from tron.translator import load_translator
-    from tron.world import World, resolve_world_path
-
-    ident = dataset.identity
-    g, f = load_generator_spec(ident.generator), load_encoder_spec(ident.encoder)
-    translator = load_translator(translator_dir)
-    langevin = LangevinConfig()
-    if ident.generator.startswith("zoo:") and ident.generator == ident.encoder:
-        doc = json.loads((resolve_world_path(ident.generator) / "world.json").read_text())
-        langevin = LangevinConfig(**doc.get("langevin", {}))
-    if hasattr(f, "condition_from_labels"):
-        c = f.condition_from_labels(list(range(f.embed_dim)))  # every class
-    else:  # f's own outputs on held-out pairs: a fixed condition set for any world
-        c = torch.from_numpy(dataset.read_arrays(("c",))["c"][:16].copy())
-    sampler = Sampler(g, f, translator)
-    summary: dict = {}
-    for steps in (0, langevin.steps):
-        res = sampler.sample(c, n, LangevinConfig(**{**asdict(langevin), "steps": steps}), seed=0)
-        e = res.energies
-        summary[f"energy_mean_T{steps}"] = float(e.mean())
-        summary[f"energy_std_T{steps}"] = float(e.std())
-        if steps == langevin.steps:
-            save_grid(res.images, grid_path, nrow=n, upscale=2)
-    if ident.generator == "zoo:digits" and ident.encoder == "zoo:digits":
-        from tron.evaluation import default_methods, evaluate_digits
-
-        world = World("digits", g, f, translator, langevin)
-        rows = evaluate_digits(world, n_per_label=max(n, 10), methods=default_methods(langevin.steps)[:2], langevin=langevin)
-        summary["judged_accuracy_T0"] = rows[0]["accuracy"]
-        summary[f"judged_accuracy_T{langevin.steps}"] = rows[1]["accuracy"]
-        summary["diversity_ratio"] = rows[1]["diversity_ratio"]
-    return summary
 
 
 def register(model_name: str, run_id: str, ident, dataset_uri: str, summary: dict) -> str:

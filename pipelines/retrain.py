@@ -1,0 +1,343 @@
+"""Scheduled retraining: rebuild, retrain, evaluate and promote translators whose G or f changed.
+
+    ray job submit --working-dir . -- python pipelines/retrain.py --config retrain.json
+    python pipelines/retrain.py --generator zoo:digits --data-root data --state-dir state
+
+For each configured (G, f) pair the fingerprints of the G and f configured *now* are compared
+with those recorded on the registered model's `champion`. Equal: "up to date", nothing runs.
+Different (an encoder was swapped), no champion yet, or --force: the steps
+
+    build dataset -> train -> evaluate -> promote
+
+run in order. Each step records its output in a state file, so a workflow killed at any point
+resumes from the last finished step when run again; a lock per pair keeps two concurrent runs
+from both training. Promotion to `champion` happens only if the candidate passes the gate.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+from tron.errors import TronError
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from pipelines.common import ArgumentParser, run_main  # noqa: E402
+
+CHAMPION = "champion"
+STEPS = ("build", "train", "evaluate", "promote")
+
+
+@dataclass
+class Gate:
+    min_judged_accuracy: float = 0.9  # zoo worlds with a judge (digits)
+    energy_margin: float = 0.05  # candidate's mean final energy may exceed the champion's by at most this
+    max_final_energy: float | None = None  # optional absolute bound on the mean final energy
+
+
+@dataclass
+class PairConfig:
+    generator: str
+    encoder: str | None = None
+    num_pairs: int = 50_000
+    rows_per_shard: int = 10_000
+    seed: int = 0
+    prior: str = "normal"
+    train_args: list[str] = field(default_factory=list)  # extra flags for train_translator.py
+    gate: Gate = field(default_factory=Gate)
+    registered_model: str | None = None
+
+    def __post_init__(self) -> None:
+        self.encoder = self.encoder or self.generator
+        if isinstance(self.gate, dict):
+            self.gate = Gate(**self.gate)
+
+
+def build_parser() -> ArgumentParser:
+    p = ArgumentParser(prog="retrain.py", description=__doc__.split("\n\n")[0])
+    p.add_argument("--config", help="JSON: {\"pairs\": [{\"generator\": ..., \"encoder\": ..., ...}], \"data_root\": ..., \"state_dir\": ...}")
+    p.add_argument("--generator", help="a single pair's generator (instead of --config)")
+    p.add_argument("--encoder", help="a single pair's encoder (default: --generator)")
+    p.add_argument("--num-pairs", type=int, default=None)
+    p.add_argument("--train-args", default="", help="extra train_translator.py flags, as one string")
+    p.add_argument("--min-judged-accuracy", type=float, default=None)
+    p.add_argument("--energy-margin", type=float, default=None)
+    p.add_argument("--data-root", default=None, help="where datasets go (local or s3://); default data/")
+    p.add_argument("--state-dir", default=None, help="where step records and locks go; default state/")
+    p.add_argument("--force", action="store_true", help="retrain even when the champion is up to date")
+    p.add_argument("--num-workers", type=int, default=1)
+    p.add_argument("--cpus-per-worker", type=float, default=1.0)
+    p.add_argument("--tracking-uri", default=None)
+    p.add_argument("--address", default=None, help="Ray address (default: RAY_ADDRESS, else a local Ray)")
+    p.add_argument("--every", type=parse_duration, default=None,
+                   help="keep watching: run again every DURATION (e.g. 90s, 30m, 6h, 1d)")
+    p.add_argument("--times", type=int, default=None, help="with --every: stop after this many runs")
+    return p
+
+
+def parse_duration(text: str) -> float:
+    """'90s', '30m', '6h', '1d' or plain seconds -> seconds."""
+    import argparse
+
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    try:
+        value = float(text[:-1]) * units[text[-1]] if text and text[-1] in units else float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a duration like 90s, 30m, 6h or 1d, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"the duration must be positive, got {text!r}")
+    return value
+
+
+def load_pairs(args) -> tuple[list[PairConfig], str, Path]:
+    doc: dict = {}
+    if args.config:
+        try:
+            doc = json.loads(Path(args.config).read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise TronError(f"cannot read --config {args.config}: {exc}") from exc
+    pairs = [PairConfig(**p) for p in doc.get("pairs", [])]
+    if args.generator:
+        gate = Gate(**{k: v for k, v in (("min_judged_accuracy", args.min_judged_accuracy),
+                                          ("energy_margin", args.energy_margin)) if v is not None})
+        extra = {"num_pairs": args.num_pairs} if args.num_pairs else {}
+        pairs.append(PairConfig(args.generator, args.encoder, train_args=args.train_args.split(), gate=gate, **extra))
+    if not pairs:
+        raise TronError("nothing to do: give --config with pairs, or --generator")
+    data_root = args.data_root or doc.get("data_root") or str(Path("data").resolve())
+    state_dir = Path(args.state_dir or doc.get("state_dir") or "state").resolve()
+    return pairs, data_root, state_dir
+
+
+# ----------------------------------------------------------------------------- durable state
+
+class StepLog:
+    """One JSON file per (pair, fingerprints, config): each finished step's output."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.data = json.loads(path.read_text()) if path.exists() else {}
+
+    def done(self, step: str) -> dict | None:
+        return self.data.get(step)
+
+    def record(self, step: str, output: dict) -> None:
+        self.data[step] = {**output, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(self.data, indent=2, sort_keys=True) + "\n")
+        os.replace(tmp, self.path)
+        if os.environ.get("TRON_RETRAIN_DIE_AFTER") == step:  # fault injection for tests: die like a killed job
+            os._exit(137)
+
+
+class LockHeld(TronError):
+    pass
+
+
+@contextmanager
+def pair_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock file (O_EXCL); a lock left by a dead process on this host is taken over."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    me = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                holder = json.loads(path.read_text() or "{}")
+            except (OSError, json.JSONDecodeError):
+                holder = {}
+            if holder.get("host") == me["host"] and holder.get("pid") and not _alive(int(holder["pid"])):
+                path.unlink(missing_ok=True)  # stale: its process is gone
+                continue
+            raise LockHeld(f"another retrain holds {path} (pid {holder.get('pid')} on {holder.get('host')}); not starting a second one")
+        with os.fdopen(fd, "w") as f:
+            json.dump(me, f)
+        break
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+# ----------------------------------------------------------------------------- the workflow
+
+def champion_version(client, model_name: str):
+    import mlflow
+
+    try:
+        return client.get_model_version_by_alias(model_name, CHAMPION)
+    except mlflow.exceptions.MlflowException:
+        return None
+
+
+def retrain_pair(pair: PairConfig, data_root: str, state_dir: Path, args) -> dict:
+    import mlflow
+
+    from pipelines import build_dataset, train_translator
+    from pipelines.evaluation import evaluate_translator, fixed_conditions
+    from tron.components import component_fingerprint, load_encoder_spec
+
+    fps = {"generator": component_fingerprint(pair.generator, "generator"),
+           "encoder": component_fingerprint(pair.encoder, "encoder")}
+    model_name = pair.registered_model or train_translator.registered_model_name(pair.generator, pair.encoder)
+    client = mlflow.MlflowClient()
+    champion = champion_version(client, model_name)
+    current = champion is not None and champion.tags.get("generator_fingerprint") == fps["generator"] \
+        and champion.tags.get("encoder_fingerprint") == fps["encoder"]
+    if current and not args.force:
+        print(f"[retrain] {model_name}: up to date (champion v{champion.version} matches G {fps['generator']} "
+              f"and f {fps['encoder']})", flush=True)
+        return {"model": model_name, "status": "up to date", "champion": champion.version}
+    why = "forced" if current else ("no champion yet" if champion is None else changed_parts(champion, fps))
+    key = hashlib.sha256(json.dumps({"pair": asdict(pair), "fingerprints": fps}, sort_keys=True).encode()).hexdigest()[:12]
+    print(f"[retrain] {model_name}: retraining ({why}); workflow {key}", flush=True)
+
+    with pair_lock(state_dir / f"{model_name}.lock"):
+        attempt = 1
+        while (state_dir / f"{model_name}-{key}-{attempt + 1}.json").exists():
+            attempt += 1
+        log = StepLog(state_dir / f"{model_name}-{key}-{attempt}.json")
+        if log.done("promote") and args.force:  # a finished workflow: --force starts a new attempt
+            attempt += 1
+            log = StepLog(state_dir / f"{model_name}-{key}-{attempt}.json")
+        elif log.done("promote"):
+            done = log.done("promote")
+            print(f"[retrain] {model_name}: workflow {key} already finished ({done['status']} version {done['version']}: "
+                  f"{'; '.join(done['reasons'])}); --force to try again", flush=True)
+            return {"model": model_name, **done}
+        dataset_uri = f"{data_root.rstrip('/')}/{model_name}/{key}"
+        if not log.done("build"):
+            manifest = build_dataset.run(["--generator", pair.generator, "--encoder", pair.encoder, "--prior", pair.prior,
+                                          "--num-pairs", str(pair.num_pairs), "--rows-per-shard", str(pair.rows_per_shard),
+                                          "--seed", str(pair.seed), "--out", dataset_uri,
+                                          *(["--address", args.address] if args.address else [])])
+            log.record("build", {"dataset_uri": dataset_uri, "fingerprints": manifest["fingerprints"]})
+        else:
+            print(f"[retrain] build: done earlier ({log.done('build')['dataset_uri']})", flush=True)
+        if not log.done("train"):
+            out = train_translator.run(["--dataset", dataset_uri, "--name", f"{model_name}-{key}-{attempt}",
+                                        "--export", str(state_dir / "translators" / f"{model_name}-{key}-{attempt}"),
+                                        "--registered-model", model_name, "--num-workers", str(args.num_workers),
+                                        "--cpus-per-worker", str(args.cpus_per_worker), *pair.train_args,
+                                        *(["--address", args.address] if args.address else [])])
+            log.record("train", {k: out[k] for k in ("run_id", "version", "export_dir")})
+        else:
+            print(f"[retrain] train: done earlier (version {log.done('train')['version']})", flush=True)
+        train = log.done("train")
+        if log.done("evaluate"):
+            print("[retrain] evaluate: done earlier", flush=True)
+        else:
+            from tron.dataset import open_dataset
+
+            dataset = open_dataset(dataset_uri, verify=False)
+            conditions = fixed_conditions(load_encoder_spec(pair.encoder), dataset)
+            candidate = evaluate_translator(pair.generator, pair.encoder, train["export_dir"], seed=0, conditions=conditions)
+            baseline = None
+            if champion is not None and current:  # a stale champion cannot be scored with the new f
+                local = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{model_name}/{champion.version}")
+                baseline = evaluate_translator(pair.generator, pair.encoder, local, seed=0, conditions=conditions)
+            verdict, reasons = judge(pair.gate, candidate, baseline)
+            log.record("evaluate", {"candidate": candidate, "champion": baseline, "passed": verdict, "reasons": reasons})
+            client.set_model_version_tag(model_name, train["version"], "gate", "passed" if verdict else "failed")
+            for k, v in candidate.items():
+                client.set_model_version_tag(model_name, train["version"], f"eval.{k}", f"{v:.6g}")
+        evaluation = log.done("evaluate")
+        if evaluation["passed"]:
+            client.set_registered_model_alias(model_name, CHAMPION, train["version"])
+            result = {"status": "promoted", "version": train["version"], "reasons": evaluation["reasons"]}
+            print(f"[retrain] {model_name}: promoted version {train['version']} to '{CHAMPION}' "
+                  f"({'; '.join(evaluation['reasons'])})", flush=True)
+        else:
+            kept = f"version {champion.version} stays champion" if champion is not None else "no champion"
+            result = {"status": "rejected", "version": train["version"], "reasons": evaluation["reasons"]}
+            print(f"[retrain] {model_name}: candidate version {train['version']} failed the gate "
+                  f"({'; '.join(evaluation['reasons'])}); {kept}", flush=True)
+        log.record("promote", result)
+        return {"model": model_name, **result}
+
+
+def changed_parts(champion, fps: dict) -> str:
+    parts = [f"{p} changed ({champion.tags.get(p + '_fingerprint')} -> {fps[p]})" for p in ("generator", "encoder")
+             if champion.tags.get(p + "_fingerprint") != fps[p]]
+    return ", ".join(parts)
+
+
+def judge(gate: Gate, candidate: dict, champion: dict | None) -> tuple[bool, list[str]]:
+    """Every configured threshold must hold; returns (passed, one reason per check)."""
+    ok, reasons = True, []
+    if "judged_accuracy" in candidate:
+        passed = candidate["judged_accuracy"] >= gate.min_judged_accuracy
+        ok &= passed
+        reasons.append(f"judged accuracy {candidate['judged_accuracy']:.3f} {'>=' if passed else '<'} {gate.min_judged_accuracy}")
+    energy = candidate["energy_mean_final"]
+    if champion is not None:
+        limit = champion["energy_mean_final"] + gate.energy_margin
+        passed = energy <= limit
+        ok &= passed
+        reasons.append(f"mean final energy {energy:.4f} {'<=' if passed else '>'} champion's {champion['energy_mean_final']:.4f} + {gate.energy_margin}")
+    if gate.max_final_energy is not None:
+        passed = energy <= gate.max_final_energy
+        ok &= passed
+        reasons.append(f"mean final energy {energy:.4f} {'<=' if passed else '>'} {gate.max_final_energy}")
+    if not reasons:
+        reasons.append(f"mean final energy {energy:.4f} (no threshold configured)")
+    return ok, reasons
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.every is None:
+        return run_once(args)
+    count = 0
+    while True:  # a single-machine scheduler; in production a CronJob submits single runs
+        started = time.monotonic()
+        rc = run_once(args)
+        count += 1
+        if args.times is not None and count >= args.times:
+            return rc
+        wait = max(0.0, args.every - (time.monotonic() - started))
+        print(f"[retrain] next check in {wait:.0f} s", flush=True)
+        time.sleep(wait)
+
+
+def run_once(args) -> int:
+    pairs, data_root, state_dir = load_pairs(args)
+    if args.tracking_uri:
+        import mlflow
+
+        mlflow.set_tracking_uri(args.tracking_uri)
+    results = []
+    for pair in pairs:
+        try:
+            results.append(retrain_pair(pair, data_root, state_dir, args))
+        except LockHeld as exc:
+            print(f"[retrain] skipped: {exc}", flush=True)
+            results.append({"status": "locked"})
+    print(json.dumps({"results": results}), flush=True)
+    return 0 if all(r["status"] in ("up to date", "promoted", "locked") for r in results) else 3
+
+
+if __name__ == "__main__":
+    from pipelines import retrain
+
+    sys.exit(run_main(retrain.main, None, "retrain.py"))

@@ -1,0 +1,132 @@
+"""pipelines/retrain.py: encoder swap -> rebuild, retrain, evaluate, promote; durable steps; locks."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from pipelines import retrain
+from pipelines.common import run_main
+from tron.encoders import load_encoder, save_encoder
+from tron.world import _import_zoo_models, resolve_world_path
+
+REPO = Path(__file__).resolve().parent.parent
+MODEL = None  # set by the fixture
+
+
+@pytest.fixture(scope="module")
+def setup(ray_cluster, tmp_path_factory):
+    import mlflow
+
+    root = tmp_path_factory.mktemp("retrain")
+    world = root / "digits"
+    shutil.copytree(resolve_world_path("zoo:digits"), world)
+    tracking = f"sqlite:///{root / 'mlflow.db'}"
+    mlflow.set_tracking_uri(tracking)
+    yield root, world, tracking
+    mlflow.set_tracking_uri(None)
+
+
+def argv(setup, *extra, gate="0.0"):
+    root, world, tracking = setup
+    return ["--generator", str(world), "--num-pairs", "3000", "--train-args",
+            "--epochs 2 --batch-size 128 --hidden-dim 64 --num-blocks 1 --sample-labels --eval-samples 2",
+            "--min-judged-accuracy", gate, "--energy-margin", "10", "--data-root", str(root / "data"),
+            "--state-dir", str(root / "state"), "--tracking-uri", tracking, *extra]
+
+
+def model_name(setup):
+    from pipelines.train_translator import registered_model_name
+
+    return registered_model_name(str(setup[1]), str(setup[1]))
+
+
+def champion(setup):
+    import mlflow
+
+    return mlflow.MlflowClient(setup[2]).get_model_version_by_alias(model_name(setup), "champion")
+
+
+def swap_encoder(world: Path, scale: float) -> None:
+    _import_zoo_models()
+    f = load_encoder(world / "encoder")
+    with torch.no_grad():
+        f.net[0].weight.mul_(scale)
+    save_encoder(f, world / "encoder")
+
+
+def test_first_run_promotes_and_second_is_a_no_op(setup, capsys):
+    assert run_main(retrain.main, argv(setup), "retrain") == 0
+    out = capsys.readouterr().out
+    assert "no champion yet" in out and "promoted version 1" in out
+    assert champion(setup).version == "1"
+    assert run_main(retrain.main, argv(setup), "retrain") == 0
+    assert "up to date" in capsys.readouterr().out
+    assert champion(setup).version == "1"
+
+
+def test_encoder_swap_triggers_a_full_retrain_and_promotion(setup, capsys):
+    swap_encoder(setup[1], 1.02)
+    assert run_main(retrain.main, argv(setup), "retrain") == 0
+    out = capsys.readouterr().out
+    assert "encoder changed" in out and "0 already complete" in out  # a new dataset for the new f
+    new = champion(setup)
+    assert new.version == "2"
+    from tron.components import component_fingerprint
+
+    assert new.tags["encoder_fingerprint"] == component_fingerprint(str(setup[1]), "encoder")
+
+
+def test_failed_gate_keeps_the_old_champion(setup, capsys):
+    assert run_main(retrain.main, argv(setup, "--force", gate="1.01"), "retrain") == 3
+    out = capsys.readouterr().out
+    assert "failed the gate" in out and "judged accuracy" in out and "version 2 stays champion" in out
+    assert champion(setup).version == "2"
+
+
+@pytest.mark.parametrize("step", [pytest.param("build", marks=pytest.mark.slow), "train",
+                                  pytest.param("evaluate", marks=pytest.mark.slow)])
+def test_killed_after_each_step_resumes_from_the_next(setup, step, capsys):
+    swap_encoder(setup[1], 0.99)  # a new f: a new workflow
+    env = {**os.environ, "TRON_RETRAIN_DIE_AFTER": step, "RAY_ADDRESS": setup_ray_address()}
+    proc = subprocess.run([sys.executable, str(REPO / "pipelines" / "retrain.py"), *argv(setup)], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 137, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert run_main(retrain.main, argv(setup), "retrain") == 0
+    out = capsys.readouterr().out
+    finished = STEP_ORDER[:STEP_ORDER.index(step) + 1]
+    for done in finished:
+        assert f"{done}: done earlier" in out
+    assert "promoted version" in out
+
+
+STEP_ORDER = ["build", "train", "evaluate"]
+
+
+def setup_ray_address() -> str:
+    import ray
+
+    return ray.get_runtime_context().gcs_address
+
+
+def test_concurrent_run_does_not_train(setup, capsys):
+    swap_encoder(setup[1], 1.01)
+    lock = setup[0] / "state" / f"{model_name(setup)}.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    import socket
+
+    lock.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))  # a live holder
+    try:
+        before = champion(setup).version
+        assert run_main(retrain.main, argv(setup), "retrain") == 0
+        assert "skipped: another retrain holds" in capsys.readouterr().out
+        assert champion(setup).version == before
+    finally:
+        lock.unlink()
+    lock.write_text(json.dumps({"pid": 999_999_999, "host": socket.gethostname()}))  # its process is gone
+    assert run_main(retrain.main, argv(setup), "retrain") == 0
+    assert "promoted version" in capsys.readouterr().out and not lock.exists()
