@@ -34,3 +34,41 @@ def save_npy(images: torch.Tensor, path: str | os.PathLike) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     np.save(path, images.detach().float().cpu().numpy().astype(np.float32))
     return path
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """(N, C, H, W) in [0, 1] -> (N, H, W, C) uint8, the layout PNG encoders take."""
+    array = images.detach().float().cpu().clamp(0, 1).permute(0, 2, 3, 1).numpy()
+    return (array * 255).round().astype(np.uint8)
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    """One (H, W, C) uint8 image with C = 1 or 3 -> PNG file bytes."""
+    import io
+
+    image = np.ascontiguousarray(image)
+    pil = Image.fromarray(image[..., 0], mode="L") if image.shape[-1] == 1 else Image.fromarray(image, mode="RGB")
+    buffer = io.BytesIO()
+    pil.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def decode_image(data: bytes, max_side: int = 1024, formats: tuple[str, ...] = ("PNG",)) -> np.ndarray:
+    """Image file bytes -> (H, W, 3) uint8 RGB. ValueError names what is wrong.
+
+    The size is checked before the pixels are decoded, so a small file that claims huge
+    dimensions (a decompression bomb) is refused without allocating them."""
+    import io
+
+    from PIL import UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data), formats=list(formats)) as im:
+            width, height = im.size
+            if width < 1 or height < 1 or max(width, height) > max_side:
+                raise ValueError(f"image is {width}x{height}; each side must be 1..{max_side} px")
+            return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
+    except UnidentifiedImageError:
+        raise ValueError(f"not a readable {'/'.join(formats)} image") from None
+    except (OSError, Image.DecompressionBombError, SyntaxError) as exc:  # truncated or corrupt data
+        raise ValueError(f"not a readable {'/'.join(formats)} image ({exc})") from None
