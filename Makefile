@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/tron demo
+	$(VENV)/bin/python -m pipelines.demo
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest

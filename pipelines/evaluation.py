@@ -22,14 +22,27 @@ def fixed_conditions(encoder, dataset=None, count: int = 16):
                             .reshape(-1, encoder.embed_dim)[:count].copy())
 
 
-def world_langevin(generator_spec: str, encoder_spec: str):
-    from tron.langevin import LangevinConfig
-    from tron.world import resolve_world_path
+def world_doc(generator_spec: str, encoder_spec: str) -> dict:
+    """world.json when G and f come from one world (zoo:NAME or a world directory), else {}."""
+    from tron.world import WORLD_FILE, resolve_world_path
 
-    if generator_spec.startswith("zoo:") and generator_spec == encoder_spec:
-        doc = json.loads((resolve_world_path(generator_spec) / "world.json").read_text())
-        return LangevinConfig(**doc.get("langevin", {}))
-    return LangevinConfig()
+    if generator_spec != encoder_spec:
+        return {}
+    try:
+        path = resolve_world_path(generator_spec) / WORLD_FILE
+    except Exception:  # a bare checkpoint directory: no world around it
+        return {}
+    return json.loads(path.read_text())
+
+
+def world_langevin(generator_spec: str, encoder_spec: str):
+    from dataclasses import fields
+
+    from tron.langevin import LangevinConfig
+
+    known = {f.name for f in fields(LangevinConfig)}
+    doc = world_doc(generator_spec, encoder_spec).get("langevin", {})
+    return LangevinConfig(**{k: v for k, v in doc.items() if k in known})
 
 
 def evaluate_translator(generator_spec: str, encoder_spec: str, translator_dir: str | Path, n: int = 8, seed: int = 0,
@@ -61,7 +74,7 @@ def evaluate_translator(generator_spec: str, encoder_spec: str, translator_dir: 
             summary["energy_mean_final"] = float(res.energies.mean())
             if grid_path is not None:
                 save_grid(res.images, grid_path, nrow=n, upscale=2)
-    if generator_spec == "zoo:digits" and encoder_spec == "zoo:digits":
+    if world_doc(generator_spec, encoder_spec).get("name") == "digits":  # a world with a judge
         from tron.evaluation import default_methods, evaluate_digits
 
         world = World("digits", g, f, translator, langevin)

@@ -176,7 +176,7 @@ def read_split(dataset: PairDataset, val_fraction: float, seed: int):
     """Ray Data readers of the shards, split deterministically by global row index."""
     import ray.data
 
-    ds = ray.data.read_parquet(dataset.shard_paths, filesystem=dataset.location.fs, columns=["row", "z", "c"])
+    ds = ray.data.read_parquet(dataset.shard_paths, filesystem=dataset.location.fs).select_columns(["row", "z", "c"])
 
     def select(batch, want_val: bool):
         mask = is_validation_row(batch["row"], val_fraction, seed) == want_val
