@@ -219,7 +219,7 @@ def test_label_round_trip_is_deterministic_per_seed(served):
     assert len(body["energies"]) == 3 and all(isinstance(e, float) for e in body["energies"])
     assert body["steps"] == 20 and body["seed"] == 11 and body["condition"] == "label 7"
     assert body["model"]["name"] == "digits" and body["model"]["version"].startswith("digits@")
-    assert {"total_ms", "queue_ms", "sample_ms", "batch_requests", "batch_rows"} <= set(body["timing"])
+    assert {"total_ms", "wait_ms", "sample_ms", "batch_requests", "batch_rows"} <= set(body["timing"])
     again = post(url, {"label": 7, "num_samples": 3, "steps": 20, "seed": 11}).json()
     assert again["images"] == body["images"]
     other = post(url, {"label": 7, "num_samples": 3, "steps": 20, "seed": 12}).json()
