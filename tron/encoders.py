@@ -15,9 +15,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import energies
-from .checkpoint import load_into, load_state, read_config, save_checkpoint
-from .errors import CheckpointError, ConditionError
-from .generators import freeze
+from .checkpoint import load_into, load_state
+from .errors import ConditionError
 from .registry import Registry
 
 
@@ -101,12 +100,9 @@ ENCODERS: Registry[Encoder] = Registry("encoder")
 
 
 def save_encoder(model: Encoder, directory: str | os.PathLike, metadata: dict | None = None, dtype=None):
-    return save_checkpoint(model, directory, model.registry_name, model.config, metadata, dtype=dtype)
+    return ENCODERS.save(model, directory, metadata, dtype)
 
 
 def load_encoder(directory: str | os.PathLike, device: str | torch.device = "cpu") -> Encoder:
-    doc = read_config(directory)
-    cls = ENCODERS.get(doc["kind"])
-    if not issubclass(cls, Encoder):
-        raise CheckpointError(f"{directory} holds a {doc['kind']!r}, which is not an encoder")
-    return freeze(cls.from_checkpoint(directory, doc)).to(device)
+    """Rebuild a frozen encoder (eval mode, no grad on weights) from a checkpoint directory."""
+    return ENCODERS.load(directory, Encoder, device)

@@ -12,10 +12,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from .checkpoint import load_into, load_state, read_config, save_checkpoint
-from .errors import CheckpointError
+from .checkpoint import load_into, load_state
 from .priors import PriorConfig, sample_prior
-from .registry import Registry
+from .registry import Registry, freeze  # noqa: F401  (freeze is part of this module's API)
 
 
 class Generator(nn.Module):
@@ -49,20 +48,10 @@ GENERATORS: Registry[Generator] = Registry("generator")
 
 
 def save_generator(model: Generator, directory: str | os.PathLike, metadata: dict | None = None, dtype=None):
-    return save_checkpoint(model, directory, model.registry_name, model.config, metadata, dtype=dtype)
+    return GENERATORS.save(model, directory, metadata, dtype)
 
 
 def load_generator(directory: str | os.PathLike, device: str | torch.device = "cpu") -> Generator:
     """Rebuild a frozen generator (eval mode, no grad on weights) from a checkpoint directory."""
-    doc = read_config(directory)
-    cls = GENERATORS.get(doc["kind"])
-    if not issubclass(cls, Generator):
-        raise CheckpointError(f"{directory} holds a {doc['kind']!r}, which is not a generator")
-    return freeze(cls.from_checkpoint(directory, doc)).to(device)
+    return GENERATORS.load(directory, Generator, device)
 
-
-def freeze(model: nn.Module) -> nn.Module:
-    model.eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
-    return model

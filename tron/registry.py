@@ -1,11 +1,21 @@
 """Name → class registries for generators and encoders (architectures are data)."""
 from __future__ import annotations
 
+import os
 from typing import Any, Callable, Generic, TypeVar
 
-from .errors import RegistryError
+from .checkpoint import read_config, save_checkpoint
+from .errors import CheckpointError, RegistryError
 
 T = TypeVar("T")
+
+
+def freeze(model):
+    """Eval mode and no gradients on weights: G and f stay frozen; gradients flow to z only."""
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
 
 
 class Registry(Generic[T]):
@@ -35,3 +45,15 @@ class Registry(Generic[T]):
 
     def names(self) -> list[str]:
         return sorted(self._entries)
+
+    def save(self, model, directory: str | os.PathLike, metadata: dict | None = None, dtype=None):
+        """Checkpoint a registered model under its registry name and constructor config."""
+        return save_checkpoint(model, directory, model.registry_name, model.config, metadata, dtype=dtype)
+
+    def load(self, directory: str | os.PathLike, base: type, device="cpu"):
+        """Rebuild a frozen model (eval mode, no grad on weights) from a verified checkpoint."""
+        doc = read_config(directory)
+        cls = self.get(doc["kind"])
+        if not issubclass(cls, base):
+            raise CheckpointError(f"{directory} holds a {doc['kind']!r}, which is not a {self.what}")
+        return freeze(cls.from_checkpoint(directory, doc)).to(device)
