@@ -41,6 +41,7 @@ from ray import serve
 PAGE_FILE = Path(__file__).with_name("serve_page.html")
 CONDITION_KINDS = ("label", "text", "image", "prompts")
 INGRESS_NAME, SAMPLER_NAME = "TronIngress", "TronSampler"
+APP_NAME = "tron"
 
 
 # -- configuration -------------------------------------------------------------------------------
@@ -728,15 +729,22 @@ def config_from_args(args: argparse.Namespace) -> ServeConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Deploy the app and serve until interrupted (Ctrl-C or SIGTERM), then shut Serve down."""
+    """Deploy the app and serve until interrupted (Ctrl-C or SIGTERM), then take it down again."""
     from pipelines.common import init_ray
-    from tron.errors import TronError
+    from tron.errors import CheckpointError, TronError
+    from tron.uris import uri_scheme
+    from tron.world import resolve_world_path
 
     args = parse_args(argv)
     try:
         config = config_from_args(args)
     except ValueError as exc:
         raise TronError(str(exc)) from None
+    # Fail here, in one line, rather than inside a replica that Serve would keep restarting.
+    resolve_world_path(config.world)
+    if config.translator and uri_scheme(config.translator) is None and not Path(config.translator).is_dir():
+        raise CheckpointError(f"translator {config.translator} is not a directory; give a directory or models:/NAME@alias")
+    external = bool(args.address or os.environ.get("RAY_ADDRESS"))
     ray = init_ray(args.address, args.ray_cpus)
     from ray import serve
 
@@ -747,7 +755,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # The HTTP timeout is a backstop behind the ingress's own (which answers a clearer 504).
         serve.start(http_options={"host": args.host, "port": args.port, "request_timeout_s": config.request_timeout_s + 10})
-        serve.run(build_app(config), name="tron", route_prefix="/", blocking=False)
+        serve.run(build_app(config), name=APP_NAME, route_prefix="/")
         print(f"[serve] {config.world} at http://{args.host}:{args.port}/  (API: /v1/generate, docs: /docs); Ctrl-C stops",
               flush=True)
         while True:
@@ -755,8 +763,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("[serve] stopping", flush=True)
     finally:
-        serve.shutdown()
-        ray.shutdown()
+        if external:  # someone else's cluster: remove only this application
+            serve.delete(APP_NAME)
+        else:
+            serve.shutdown()
+            ray.shutdown()
     return 0
 
 
