@@ -45,7 +45,7 @@ def dockerfile_image() -> str:
 def test_every_manifest_has_the_basics():
     docs = list(documents())
     kinds = {doc["kind"] for _, doc in docs}
-    assert {"RayCluster", "CronJob", "Deployment", "Service", "PersistentVolumeClaim"} <= kinds
+    assert {"RayCluster", "RayService", "CronJob", "Deployment", "Service", "PersistentVolumeClaim"} <= kinds
     for name, doc in docs:
         assert doc.get("apiVersion") and doc.get("kind") and doc["metadata"].get("name"), name
 
@@ -111,3 +111,18 @@ def test_mlflow_server_deployment():
     assert svc["spec"]["ports"][0]["targetPort"] == port
     env = [e["value"] for _, d in documents() for c in containers(d) for e in c.get("env", []) if e["name"] == "MLFLOW_TRACKING_URI"]
     assert env and all(v == f"http://{svc['metadata']['name']}:{port}" for v in env)
+
+
+def test_rayservice_serves_the_package_app():
+    import importlib
+
+    (doc,) = [d for _, d in documents() if d["kind"] == "RayService"]
+    serve = yaml.safe_load(doc["spec"]["serveConfigV2"])
+    (app,) = serve["applications"]
+    module, _, attr = app["import_path"].partition(":")
+    assert callable(getattr(importlib.import_module(module), attr))
+    assert app["args"]["translator"].endswith("@champion")
+    assert {d["name"] for d in app["deployments"]} == {"TronSampler", "TronIngress"}
+    assert doc["spec"]["rayClusterConfig"]["rayVersion"] == __import__("ray").__version__
+    local = yaml.safe_load((INFRA / "serve_config.yaml").read_text())
+    assert local["applications"][0]["import_path"] == app["import_path"]
