@@ -19,7 +19,7 @@ backward pass; a request with fewer `steps` leaves the batch's active rows when 
 Seeds: every request draws from its own torch.Generator seeded with its `seed`, in the same order as
 `Sampler.sample`, so a request's images depend only on (model version, condition, num_samples,
 steps, seed): not on which other requests shared its batch. They equal `tron sample` with the same
-arguments up to float rounding of batched kernels (in practice bit-identical PNGs).
+arguments up to float rounding of batched kernels.
 """
 
 import argparse
