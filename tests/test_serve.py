@@ -432,7 +432,15 @@ class Chromium:
                 raise RuntimeError("chromium did not start")
             time.sleep(0.2)
         port = int(port_file.read_text().split()[0])
-        page = next(t for t in requests.get(f"http://127.0.0.1:{port}/json/list", timeout=10).json() if t["type"] == "page")
+        while True:  # the first tab may take a moment to appear
+            pages = [t for t in requests.get(f"http://127.0.0.1:{port}/json/list", timeout=10).json() if t["type"] == "page"]
+            if pages or time.time() > deadline:
+                break
+            time.sleep(0.2)
+        if not pages:
+            self.close()
+            raise RuntimeError("chromium opened no page")
+        page = pages[0]
         from websockets.sync.client import connect
 
         self.ws = connect(page["webSocketDebuggerUrl"], max_size=None, open_timeout=30)
@@ -451,13 +459,16 @@ class Chromium:
                 return result["result"].get("value")
 
     def wait_for(self, expression: str, timeout: float = 60):
-        deadline = time.time() + timeout
+        deadline, error = time.time() + timeout, None
         while time.time() < deadline:
-            value = self.evaluate(expression)
+            try:
+                value = self.evaluate(expression)
+            except RuntimeError as exc:  # e.g. the page is still loading
+                value, error = None, exc
             if value:
                 return value
             time.sleep(0.2)
-        raise TimeoutError(f"never true in the page: {expression}")
+        raise TimeoutError(f"never true in the page: {expression} (last error: {error})")
 
     def close(self) -> None:
         if getattr(self, "ws", None) is not None:
@@ -475,7 +486,7 @@ class Chromium:
 def test_browser_page_shows_images_model_and_timing(served):
     browser = Chromium(served["main"] + "/")
     try:
-        browser.wait_for("document.getElementById('generate') && !document.getElementById('generate').disabled")
+        browser.wait_for("!document.getElementById('generate').disabled")
         assert "digits" in browser.evaluate("document.getElementById('model').textContent")
         browser.evaluate("document.getElementById('label').value = '7';"
                          "document.getElementById('num_samples').value = '3';"
