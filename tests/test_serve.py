@@ -128,8 +128,8 @@ def test_translator_from_the_registry_by_alias(tmp_path, monkeypatch):
     translator trained for another G or f is refused."""
     import mlflow
 
+    # Through the environment only, as a replica would see it (no process-wide set_tracking_uri).
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
     client = mlflow.MlflowClient()
     bundled = REPO / "tron" / "zoo" / "weights" / "digits" / "translator"
     foreign = tmp_path / "foreign"
@@ -484,6 +484,7 @@ class Chromium:
 
 @pytest.mark.skipif(CHROMIUM is None, reason="needs the chromium browser: apt-get install -y chromium")
 def test_browser_page_shows_images_model_and_timing(served):
+    pytest.importorskip("websockets.sync.client")
     browser = Chromium(served["main"] + "/")
     try:
         browser.wait_for("!document.getElementById('generate').disabled")
@@ -505,6 +506,7 @@ def test_browser_page_shows_images_model_and_timing(served):
 
 @pytest.mark.skipif(CHROMIUM is None, reason="needs the chromium browser: apt-get install -y chromium")
 def test_browser_page_takes_a_text_prompt(served):
+    pytest.importorskip("websockets.sync.client")
     browser = Chromium(clip_url(served) + "/?text=a%20red%20circle&num_samples=2&auto=1")
     try:
         browser.wait_for("document.querySelectorAll('#results img.sample').length === 2")
