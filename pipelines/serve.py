@@ -223,7 +223,7 @@ class ServedModel:
                     raise ConditionError(f"this model ({self.world.name}) takes no image prompts")
                 rows.append(encoder.condition_from_text([value]) if kind == "text"
                             else encoder.condition_from_images(image_tensor(value)))
-            c = compose(torch.cat(rows), [w for _, _, w in job.value])
+            c = compose(torch.cat(rows).cpu(), [w for _, _, w in job.value])  # its weights are a CPU tensor
         c = encoder.check_condition(c.to(self.sampler.device))
         return self.world.translator.check_condition(c)
 
