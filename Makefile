@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-slow install clean
+.PHONY: demo test test-slow install clean browser
 
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -17,10 +17,14 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/python -m pipelines.demo
 
-test: $(STAMP)
+# Headless Chromium for the browser-page test (Debian's package; CI runs as root).
+browser:
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+
+test: $(STAMP) browser
 	$(VENV)/bin/python -m pytest
 
-test-slow: $(STAMP)
+test-slow: $(STAMP) browser
 	$(VENV)/bin/python -m pytest -m slow
 
 clean:
