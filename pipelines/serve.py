@@ -13,6 +13,11 @@ API (see docs/serve.md; FastAPI serves the OpenAPI schema at /openapi.json and a
     GET  /v1/model      names, fingerprints and version of the loaded G, f and translator
     GET  /              a browser page
 
+Promotion: a sampler started with translator models:/NAME@alias re-resolves the alias every
+`reload_interval_s`; a new version is downloaded and checked against the live G and f in a thread,
+then swapped in between batches (a batch runs on one translator from start to end). A version that
+does not fit is refused: the replica keeps serving the old one and says why in /v1/model.
+
 Batching: concurrent requests that reach one sampler replica are grouped by @serve.batch and run as
 ONE Langevin chain batch: their condition rows are concatenated so every step is one G/f forward and
 backward pass; a request with fewer `steps` leaves the batch's active rows when its steps are done.
@@ -27,6 +32,7 @@ import asyncio
 import base64
 import binascii
 import json
+import logging
 import math
 import os
 import signal
@@ -52,6 +58,8 @@ class ServeConfig:
 
     world: str = "zoo:digits"  # zoo:NAME or a world directory (G, f and the default translator)
     translator: str | None = None  # a translator directory or models:/NAME@alias (default: the world's)
+    reload_interval_s: float = 30.0  # how often a replica re-resolves models:/NAME@alias to follow a
+    #                                  promotion; 0 never (ignored for other translators)
     device: str = "cpu"
     # Per-request caps: larger values answer 422 (they also bound one request's cost).
     max_samples: int = 16
@@ -83,6 +91,8 @@ class ServeConfig:
         for name in ("max_queued_requests", "ingress_max_queued_requests"):
             if getattr(self, name) < -1:
                 raise ValueError(f"{name} must be -1 (unbounded) or >= 0")
+        if not self.reload_interval_s >= 0:
+            raise ValueError(f"reload_interval_s must be >= 0 (0: never reload), got {self.reload_interval_s!r}")
         if not self.request_timeout_s > 0 or self.batch_wait_timeout_s < 0:
             raise ValueError("request_timeout_s must be > 0 and batch_wait_timeout_s >= 0")
         if not self.sampler_num_cpus >= 0 or not self.ingress_num_cpus >= 0:
@@ -99,6 +109,11 @@ class ServeConfig:
         if unknown:
             raise ValueError(f"unknown serve option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
         return cls(**args)
+
+    def follows_alias(self) -> bool:
+        """Whether replicas re-resolve the translator's registry alias to pick up promotions."""
+        ref = registry_reference(self.translator) if self.translator else None
+        return ref is not None and ref[2] is not None and self.reload_interval_s > 0
 
 
 # -- the model a sampler replica holds (no Ray here) ----------------------------------------------
@@ -138,24 +153,42 @@ def registry_reference(uri: str) -> tuple[str, str | None, str | None] | None:
     return (name, version, None) if name and version.isdigit() else None
 
 
-def resolve_translator(spec: str) -> tuple[Path, dict[str, Any]]:
+def alias_version(name: str, alias: str) -> str:
+    """The version a registry alias names now (one call to MLFLOW_TRACKING_URI)."""
+    import mlflow
+
+    return str(mlflow.MlflowClient().get_model_version_by_alias(name, alias).version)
+
+
+def resolve_translator(spec: str, version: str | None = None) -> tuple[Path, dict[str, Any]]:
     """A local translator directory for `spec`, and where it came from.
 
-    An alias is resolved to its version number first and that version is downloaded, so the
-    version a replica reports is the one it loaded even if the alias moves meanwhile."""
+    An alias is resolved to its version number first (unless the caller did: `version`) and that
+    version is downloaded, so the version a replica reports is the one it loaded even if the
+    alias moves meanwhile."""
     from tron.uris import resolve_local_dir
 
     info: dict[str, Any] = {"source": spec}
     ref = registry_reference(spec)
     if ref is not None:
-        name, version, alias = ref
-        if alias is not None:
-            import mlflow
-
-            version = mlflow.MlflowClient().get_model_version_by_alias(name, alias).version
+        name, fixed, alias = ref
+        version = fixed or version or alias_version(name, alias)
         info.update(registered_model=name, registry_version=str(version), alias=alias)
         spec = f"models:/{name}/{version}"
     return resolve_local_dir(spec), info
+
+
+@dataclass
+class Reload:
+    """What a check of the translator's alias found (ServedModel.fetch_promoted -> apply)."""
+
+    version: str | None  # the version the alias names; None if the registry could not say
+    translator: Any = None  # that version, loaded and checked against G and f: ready to swap in
+    sampler: Any = None
+    source: dict[str, Any] | None = None
+    fingerprint: str | None = None
+    error: str | None = None  # why it cannot be served
+    final: bool = False  # the version itself is unusable (not a failed download): do not fetch it again
 
 
 class ServedModel:
@@ -177,28 +210,83 @@ class ServedModel:
         self.world = load_world(config.world, device=config.device, translator=translator_dir)
         if self.world.translator is None:
             raise CheckpointError(f"{config.world} has no translator; serving needs one (pass translator=...)")
-        self.sampler = self.world.sampler()
         self.kinds = condition_kinds(self.world.encoder)
-        fps = {**self.world.fingerprints, "translator": fingerprint(translator_dir)}
+        self._torch = torch
+        self._refused: tuple[str, str] | None = None  # (version, why): a version not to fetch again
+        self.sampler, self.description = None, {}
+        self._install(self.world.sampler(), source, fingerprint(translator_dir))
+
+    def _install(self, sampler, source: dict[str, Any], translator_fingerprint: str, error: str | None = None) -> None:
+        """Serve `sampler` (G, f and a translator) from now on. The sampler and the description that
+        names it are replaced by one assignment, so a batch sees the old pair or the new, never a mix."""
         version = (f"{source['registered_model']}/{source['registry_version']}" if "registry_version" in source
-                   else f"{self.world.name}@{fps['translator']}")
+                   else f"{self.world.name}@{translator_fingerprint}")
         image_shape = getattr(self.world.generator, "image_shape", None)
-        self.description = {
+        description = {
             "name": self.world.name,
             "description": self.world.description,
-            "world": config.world,
+            "world": self.config.world,
             "version": version,
             "conditions": self.kinds,
             "labels": list(getattr(self.world.encoder, "class_names", None) or []) if "label" in self.kinds else None,
             "image_shape": list(image_shape) if image_shape else None,
             "encoder_kind": self.world.encoder.kind,
-            "fingerprints": fps,
+            "fingerprints": {**self.world.fingerprints, "translator": translator_fingerprint},
             "translator": source,
+            "pending_reload_error": error,  # why the version the alias names now is not served
             "langevin": asdict(self.world.langevin),
-            "limits": {k: getattr(config, k) for k in ("max_samples", "max_steps", "max_prompt_chars", "max_prompts",
-                                                        "max_image_side", "max_body_bytes", "request_timeout_s")},
+            "limits": {k: getattr(self.config, k) for k in ("max_samples", "max_steps", "max_prompt_chars",
+                                                             "max_prompts", "max_image_side", "max_body_bytes",
+                                                             "request_timeout_s")},
         }
-        self._torch = torch
+        self.sampler, self.description = sampler, description
+
+    def fetch_promoted(self) -> Reload:
+        """Blocking (a worker thread runs it, off the request path): the version the translator's
+        alias names now; if it is new, that version downloaded, loaded and checked against the live
+        G and f (the same check as load_world's). Nothing here changes what is served: see apply."""
+        from tron.checkpoint import fingerprint
+        from tron.errors import CheckpointError, ConditionError
+        from tron.sampler import Sampler
+        from tron.translator import load_translator
+        from tron.world import check_translator_fits
+
+        name, _, alias = registry_reference(self.config.translator)
+        version = alias_version(name, alias)
+        if version == self.description["translator"].get("registry_version"):
+            return Reload(version)
+        if self._refused is not None and self._refused[0] == version:
+            return Reload(version, error=self._refused[1], final=True)
+        try:
+            directory, source = resolve_translator(self.config.translator, version)
+            translator = load_translator(directory, self.config.device)
+            check_translator_fits(translator, self.world.fingerprints, f"models:/{name}/{version}")
+            sampler = Sampler(self.world.generator, self.world.encoder, translator)  # checks the dimensions too
+            return Reload(version, translator, sampler, source, fingerprint(directory))
+        except Exception as exc:  # noqa: BLE001 - whatever is wrong with it, the served translator stays
+            return Reload(version, error=f"models:/{name}/{version} ({alias}) refused: {type(exc).__name__}: {exc}",
+                          final=isinstance(exc, (CheckpointError, ConditionError)))
+
+    def apply(self, reload: Reload) -> str | None:
+        """Act on a fetch_promoted result. Call it between batches (a replica calls it on its event
+        loop, which a running batch blocks). Returns a line to log when something changed."""
+        served = self.description["version"]
+        if reload.sampler is not None:
+            self.world.translator = reload.translator
+            self._install(reload.sampler, reload.source, reload.fingerprint)
+            self._refused = None
+            return f"translator: now serving {self.description['version']} (was {served})"
+        if reload.error is not None:
+            if reload.final:
+                self._refused = (reload.version, reload.error)
+            if reload.error == self.description["pending_reload_error"]:
+                return None
+            self.description = {**self.description, "pending_reload_error": reload.error}
+            return f"translator: still serving {served}; {reload.error}"
+        if self.description["pending_reload_error"] is not None:  # the alias names what is served again
+            self.description = {**self.description, "pending_reload_error": None}
+            return f"translator: the alias names {served} again"
+        return None
 
     def condition(self, job: Job):
         """One condition row c (1, k) for the job; ConditionError on anything unusable."""
@@ -225,19 +313,21 @@ class ServedModel:
                             else encoder.condition_from_images(image_tensor(value)))
             c = compose(torch.cat(rows).cpu(), [w for _, _, w in job.value])  # its weights are a CPU tensor
         c = encoder.check_condition(c.to(self.sampler.device))
-        return self.world.translator.check_condition(c)
+        return self.sampler.translator.check_condition(c)
 
     def sample(self, conditions: list, jobs: list[Job], deadlines: list[float] | None = None) -> list[dict[str, Any]]:
         """Run the jobs as one batch; one dict per job: uint8 images (N, H, W, C), energies, steps
-        (or an error for a job whose deadline, a time.perf_counter() value, passed first)."""
+        and the description of the model that sampled them (or an error for a job whose deadline,
+        a time.perf_counter() value, passed first)."""
         from tron.images import to_uint8
 
+        sampler, description = self.sampler, self.description  # the whole batch runs on this translator
         steps = [self.world.langevin.steps if job.steps is None else job.steps for job in jobs]
         t0 = time.perf_counter()
-        results = sample_batch(self.sampler, self.world.langevin, conditions, [j.num_samples for j in jobs],
+        results = sample_batch(sampler, self.world.langevin, conditions, [j.num_samples for j in jobs],
                                steps, [j.seed for j in jobs], deadlines)
         batch = {"sample_ms": 1000 * (time.perf_counter() - t0), "batch_requests": len(jobs),
-                 "batch_rows": sum(j.num_samples for j in jobs)}
+                 "batch_rows": sum(j.num_samples for j in jobs), "model": description}
         return [{"error": "timed out", **batch} if result is None else
                 {"images": to_uint8(result[0]), "energies": result[1].tolist(), "steps": t, **batch}
                 for result, t in zip(results, steps)]
@@ -514,8 +604,10 @@ def create_app(config: ServeConfig, backend):
     def error(status: int, detail: str, headers: dict | None = None) -> JSONResponse:
         return JSONResponse({"detail": detail}, status_code=status, headers=headers)
 
-    async def describe(timeout: float) -> dict:
-        if "model" not in state:  # the model is fixed for the deployment's life: ask once
+    async def describe(timeout: float, fresh: bool = False) -> dict:
+        # G, f and so the condition kinds are fixed for the deployment's life: validation asks once.
+        # The translator may change (promotion), so /v1/model asks a sampler replica every time.
+        if fresh or "model" not in state:
             state["model"] = await asyncio.wait_for(backend.describe(), timeout)
         return state["model"]
 
@@ -544,7 +636,7 @@ def create_app(config: ServeConfig, backend):
              responses=documented(503))
     async def model_info():
         try:
-            return await describe(timeout=config.request_timeout_s)
+            return await describe(timeout=config.request_timeout_s, fresh=True)
         except Exception as exc:  # noqa: BLE001
             return error(503, f"model not available yet: {type(exc).__name__}")
 
@@ -575,6 +667,7 @@ def create_app(config: ServeConfig, backend):
             return error(504, f"not finished within {config.request_timeout_s:g} s")
         if out.get("error"):
             return error(422, out["error"])
+        state["model"] = out["model"]  # the latest description seen, for /v1/ready
         images = [base64.b64encode(png_bytes(im)).decode() for im in out["images"]]
         total_ms = 1000 * (time.perf_counter() - t0)
         return {
@@ -605,9 +698,27 @@ class TronSampler:
         self.model = ServedModel(self.config)
         self._batch.set_max_batch_size(self.config.max_batch_size)
         self._batch.set_batch_wait_timeout_s(self.config.batch_wait_timeout_s)
+        # Serve runs the constructor on the replica's event loop: the task shares it with the batches.
+        self._follower = asyncio.get_running_loop().create_task(self._follow_alias()) \
+            if self.config.follows_alias() else None
 
     async def describe(self) -> dict:
         return self.model.description
+
+    async def _follow_alias(self) -> None:
+        """Follow promotions: check the alias every reload_interval_s; fetch and check a new version
+        in a thread, then swap it in here, on the event loop, which a running batch blocks: so the
+        swap falls between batches and no request sees two translators."""
+        log = logging.getLogger("ray.serve")
+        while True:
+            await asyncio.sleep(self.config.reload_interval_s)
+            try:
+                reload = await asyncio.to_thread(self.model.fetch_promoted)
+            except Exception as exc:  # noqa: BLE001 - e.g. the registry is unreachable: keep serving, retry
+                reload = Reload(None, error=f"cannot resolve {self.config.translator}: {type(exc).__name__}: {exc}")
+            message = self.model.apply(reload)
+            if message:
+                (log.warning if self.model.description["pending_reload_error"] else log.info)(message)
 
     async def replica(self) -> dict:
         """Which process answers (tests check that bad requests do not restart it)."""
@@ -621,8 +732,7 @@ class TronSampler:
             c = self.model.condition(job)
         except (TronError, ValueError) as exc:  # the caller's input: answer it, stay up
             return {"error": str(exc)}
-        out = await self._batch((c, job, arrived))
-        return {**out, "model": self.model.description}
+        return await self._batch((c, job, arrived))  # its "model" is the one that sampled it
 
     @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.01)  # both reset from the config in __init__
     async def _batch(self, items: list[tuple]) -> list[dict]:
@@ -703,6 +813,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = ArgumentParser(prog="tron serve", description="Serve TR0N sampling over HTTP on a local (or given) Ray cluster.")
     p.add_argument("--world", default=d.world, help="zoo:NAME or a world directory")
     p.add_argument("--translator", default=None, help="translator directory or models:/NAME@alias (default: the world's)")
+    p.add_argument("--reload-interval", type=float, default=d.reload_interval_s,
+                   help="seconds between checks of a models:/NAME@alias translator for a promotion (0: never)")
     p.add_argument("--host", default="127.0.0.1", help="HTTP host (0.0.0.0 to listen on every interface)")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--device", default=d.device)
@@ -720,8 +832,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def config_from_args(args: argparse.Namespace) -> ServeConfig:
-    return ServeConfig(world=args.world, translator=args.translator, device=args.device,
-                       sampler_replicas=args.replicas, sampler_num_cpus=args.num_cpus,
+    return ServeConfig(world=args.world, translator=args.translator, reload_interval_s=args.reload_interval,
+                       device=args.device, sampler_replicas=args.replicas, sampler_num_cpus=args.num_cpus,
                        max_batch_size=args.max_batch_size,
                        max_ongoing_requests=max(2 * args.max_batch_size, ServeConfig.max_ongoing_requests),
                        max_samples=args.max_samples, max_steps=args.max_steps, max_queued_requests=args.max_queued,
