@@ -50,6 +50,8 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--num-workers", type=int, default=1, help="data-parallel Ray Train workers")
     p.add_argument("--cpus-per-worker", type=float, default=1.0, help="give fractions (0.5) to fit 2 workers on 2 cores")
     p.add_argument("--use-gpu", action="store_true")
+    p.add_argument("--stream", action="store_true",
+                   help="read the shards through Ray Data every epoch instead of caching each worker's share in memory")
     p.add_argument("--name", help="run name: the key for resuming (default: derived from the dataset)")
     p.add_argument("--storage-path", default=None, help="Ray Train storage for checkpoints (local or s3://); default outputs/ray_results")
     p.add_argument("--keep-checkpoints", type=int, default=3, help="best N checkpoints by validation NLL")
@@ -101,7 +103,7 @@ def train_loop_per_worker(config: dict) -> None:
     import torch
     import torch.distributed as dist
 
-    from tron.training import TranslatorLoss, evaluate_loss_sums, make_optimizer, train_step
+    from tron.training import TranslatorLoss, evaluate_loss_sums, iterate_batches, make_optimizer, train_step
     from tron.translator import Translator, load_translator, save_translator
 
     ctx = ray.train.get_context()
@@ -137,18 +139,31 @@ def train_loop_per_worker(config: dict) -> None:
         import mlflow
 
         client = mlflow.MlflowClient(tracking_uri=config["tracking_uri"])
-    train_shard, val_shard = ray.train.get_dataset_shard("train"), ray.train.get_dataset_shard("val")
+    shards = {"train": ray.train.get_dataset_shard("train"), "val": ray.train.get_dataset_shard("val")}
+    cache: dict = {}
+
+    def batches(split: str, batch_size: int, epoch: int | None):
+        """This worker's share of a split. Cached (the default): read once through Ray Data, then
+        shuffled in memory each epoch; streamed: read through Ray Data every epoch."""
+        if not config["cache_in_memory"]:
+            kw = {"local_shuffle_buffer_size": 4 * batch_size, "local_shuffle_seed": tcfg.seed + epoch} if epoch is not None else {}
+            for b in shards[split].iter_torch_batches(batch_size=batch_size, device=device, **kw):
+                yield b["z"], b["c"]
+            return
+        if split not in cache:
+            parts = [(b["z"], b["c"]) for b in shards[split].iter_torch_batches(batch_size=8192, device=device)]
+            cache[split] = (torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts]))
+        order = torch.Generator().manual_seed(tcfg.seed * 7_919 + epoch) if epoch is not None else None
+        yield from iterate_batches(*cache[split], batch_size, order)
+
     for epoch in range(start_epoch, tcfg.epochs):
         noise = torch.Generator(device=device).manual_seed(tcfg.seed * 100_003 + epoch * 1_009 + rank)
         total, count, t_epoch = 0.0, 0, time.perf_counter()
-        for batch in train_shard.iter_torch_batches(batch_size=tcfg.batch_size, device=device,
-                                                    local_shuffle_buffer_size=4 * tcfg.batch_size,
-                                                    local_shuffle_seed=tcfg.seed + epoch):
-            total += train_step(loss_module, opt, sched, batch["z"], batch["c"], tcfg, noise) * len(batch["z"])
-            count += len(batch["z"])
+        for z, c in batches("train", tcfg.batch_size, epoch):
+            total += train_step(loss_module, opt, sched, z, c, tcfg, noise) * len(z)
+            count += len(z)
         train_seconds = time.perf_counter() - t_epoch
-        val_batches = ((b["z"], b["c"]) for b in val_shard.iter_torch_batches(batch_size=4096, device=device))
-        val_total, val_count = evaluate_loss_sums(translator, val_batches)
+        val_total, val_count = evaluate_loss_sums(translator, batches("val", 4096, None))
         total, count, val_total, val_count = all_sum(total, count, val_total, val_count)
         metrics = {"epoch": epoch + 1, "train_nll": total / max(count, 1), "val_nll": val_total / max(val_count, 1),
                    "samples_per_s": count / max(train_seconds, 1e-9)}
@@ -273,6 +288,7 @@ def fit(args, dataset, model_cfg, train_cfg, name, storage_path, storage_fs, run
         raise TronError(f"dataset {dataset.uri} has {dataset.num_rows} rows: too few for a train/validation split")
     loop_config = {
         "train": asdict(train_cfg), "model": asdict(model_cfg), "train_rows": n_train,
+        "cache_in_memory": not args.stream,
         "mlflow_run_id": run_id, "tracking_uri": mlflow.get_tracking_uri(),
         "metadata": {"generator": dataset.identity.generator, "encoder": dataset.identity.encoder,
                      "generator_fingerprint": dataset.identity.generator_fingerprint,
