@@ -69,6 +69,14 @@ def test_first_run_promotes_and_second_is_a_no_op(setup, capsys):
     assert str(champion(setup).version) == "1"
 
 
+def test_tron_watch_checks_on_a_schedule(setup, capsys):
+    from tron.cli import main
+
+    assert main(["watch", "--every", "1s", "--times", "2", *argv(setup)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("up to date") == 2 and "next check in" in out
+
+
 def test_encoder_swap_triggers_a_full_retrain_and_promotion(setup, capsys):
     swap_encoder(setup[1], 1.02)
     assert run_main(retrain.main, argv(setup), "retrain") == 0

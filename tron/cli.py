@@ -71,16 +71,54 @@ def _progress(total: int, desc: str):
     return bar, bar.update
 
 
+def _weights(text: str) -> list[float]:
+    try:
+        return [float(w) for w in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, e.g. 1,-0.5, got {text!r}") from None
+
+
+def _condition_from_args(world, args):
+    """(c (M, k), a short description) from --label, or --text/--image with --weights/--interpolate."""
+    given = args.conditions or []
+    if args.label is not None and given:
+        raise TronError("give either --label or --text/--image, not both")
+    if args.label is not None:
+        if not hasattr(world.encoder, "condition_from_labels"):
+            raise TronError(f"{world.name}'s encoder does not take labels; use --text or --image")
+        return world.encoder.condition_from_labels(args.label), f"labels {args.label}"
+    if not given:
+        example = "--text \"a red circle\"" if hasattr(world.encoder, "condition_from_text") else "--label 7"
+        raise TronError(f"{world.name}: give a condition, e.g. {example}")
+    if not hasattr(world.encoder, "condition_from_text"):
+        raise TronError(f"{world.name}'s encoder takes labels, not text or images; use --label")
+    import torch
+
+    from .clip import compose, interpolate
+
+    rows = [world.encoder.condition_from_text([v]) if kind == "text" else world.encoder.condition_from_images([v])
+            for kind, v in given]
+    c = torch.cat(rows)
+    names = " | ".join(f"{kind} {v!r}" for kind, v in given)
+    if args.weights is not None and args.interpolate is not None:
+        raise TronError("give either --weights or --interpolate, not both")
+    if args.weights is not None:
+        if len(args.weights) != len(given):
+            raise TronError(f"{len(args.weights)} weights for {len(given)} conditions: give one weight per --text/--image")
+        return compose(c, args.weights), f"the composition {' + '.join(f'{w:g} x {kind} {v!r}' for w, (kind, v) in zip(args.weights, given))}"
+    if args.interpolate is not None:
+        if len(given) != 2:
+            raise TronError(f"--interpolate needs exactly two conditions, got {len(given)}")
+        return interpolate(c[0], c[1], args.interpolate), f"{args.interpolate} steps from {names}"
+    return c, names
+
+
 def cmd_sample(args) -> int:
     from .images import save_grid, save_npy
     from .world import load_world
 
     world = load_world(args.world, device=args.device, translator=args.translator)
-    if args.label is None:
-        raise TronError(f"{world.name}: give a condition, e.g. --label 7")
-    if not hasattr(world.encoder, "condition_from_labels"):
-        raise TronError(f"{world.name}'s encoder does not take labels")
-    c = world.encoder.condition_from_labels(args.label)
+    c, described = _condition_from_args(world, args)
     langevin = _langevin_from_args(world, args)
     bar, update = _progress(len(c) * args.n, "sampling")
     t0 = time.perf_counter()
@@ -92,7 +130,7 @@ def cmd_sample(args) -> int:
         written.append(save_grid(result.images, args.out, nrow=args.n if len(c) > 1 else None, upscale=args.upscale))
     if args.npy:
         written.append(save_npy(result.images, args.npy))
-    print(f"{len(result.images)} samples of {world.name} for labels {args.label} in {seconds:.2f} s "
+    print(f"{len(result.images)} samples of {world.name} for {described} in {seconds:.2f} s "
           f"(T={langevin.steps}, mean energy {float(result.energies.mean()):.3f})")
     for path in written:
         print(f"wrote {path}")
@@ -104,13 +142,40 @@ def cmd_eval(args) -> int:
     from .world import load_world
 
     world = load_world(args.world, device=args.device, translator=args.translator)
+    if world.name == "shapes":
+        return _eval_shapes(world, args)
     if world.name != "digits":
-        raise TronError(f"tron eval knows the digits world; {world.name!r} has no judge yet")
+        raise TronError(f"tron eval knows the digits and shapes worlds; {world.name!r} has no judge yet")
     langevin = _langevin_from_args(world, args)
+    args.n = args.n or 100
     rows = evaluate_digits(world, n_per_label=args.n, seed=args.seed, methods=default_methods(langevin.steps), langevin=langevin)
     print(f"digits world: {args.n} samples per label, seed {args.seed}, judge: RBF SVM on pixels "
           f"(held-out accuracy {rows[0]['judge_held_out_accuracy']:.1%}); Langevin {langevin}")
     print(markdown_table(rows, DIGITS_COLUMNS))
+    return 0
+
+
+def _eval_shapes(world, args) -> int:
+    from .evaluation import SHAPES_COLUMNS, clip_methods, evaluate_prompts, markdown_table
+    from .world import resolve_world_path
+    from .zoo import shapes
+
+    judge = shapes.load_judge(resolve_world_path(args.world) / "judge")
+    langevin = _langevin_from_args(world, args)
+    n = args.n or 8
+    sets = {"full": shapes.full_prompt_set, "partial": shapes.partial_prompt_set}
+    chosen = list(sets) if args.prompts == "both" else [args.prompts]
+    held_out = judge.metadata.get("held_out_degraded_all", float("nan"))
+    print(f"shapes world: {n} samples per prompt, seed {args.seed}; judge: attribute CNN "
+          f"(held-out accuracy {held_out:.1%} on degraded renders); Langevin {langevin}; energy views {world.encoder.augment}")
+    for name in chosen:
+        prompts = sets[name]()
+        bar, update = _progress(len(prompts) * n * 4, f"{name} prompts")
+        rows = evaluate_prompts(world, judge, prompts, n, seed=args.seed, methods=clip_methods(langevin.steps),
+                                langevin=langevin, progress=update)
+        bar.close()
+        print(f"\n{name} prompts ({len(prompts)} prompts x {n} samples):")
+        print(markdown_table(rows, SHAPES_COLUMNS))
     return 0
 
 
@@ -156,6 +221,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sample", help="sample images for a condition and write a PNG grid / .npy")
     p.add_argument("world", help="zoo:NAME or a world directory")
     p.add_argument("--label", type=int, action="append", help="class label (repeat for several)")
+    p.add_argument("--text", dest="conditions", action="append", type=lambda v: ("text", v), metavar="PROMPT",
+                   help="text prompt for a CLIP world (repeat for several)")
+    p.add_argument("--image", dest="conditions", action="append", type=lambda v: ("image", v), metavar="FILE",
+                   help="image file: sample semantic variations of it (repeat for several)")
+    p.add_argument("--weights", type=_weights, help="compose all --text/--image into one energy with these weights, e.g. 1,-0.5")
+    p.add_argument("--interpolate", type=_positive_int, metavar="N",
+                   help="N conditions interpolated between exactly two --text/--image")
     p.add_argument("-n", type=_positive_int, default=16, help="samples per condition (default 16)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="PNG grid to write")
@@ -167,11 +239,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="judge sample quality: translator only vs TR0N vs random-prior Langevin")
     p.add_argument("world", nargs="?", default="zoo:digits")
-    p.add_argument("-n", type=_positive_int, default=100, help="samples per label (default 100)")
+    p.add_argument("-n", type=_positive_int, help="samples per label (default 100) or per prompt (default 8)")
+    p.add_argument("--prompts", choices=["full", "partial", "both"], default="both",
+                   help="shapes world: the 210 full captions, 59 partial prompts, or both (default)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--translator", help="translator directory to use instead of the world's")
     _add_langevin_args(p)
     p.set_defaults(func=cmd_eval)
+
+    # Their options belong to the Ray entrypoints they hand over to (see main()).
+    sub.add_parser("serve", add_help=False, help="serve sampling over HTTP with Ray Serve (tron serve --help)")
+    sub.add_parser("watch", add_help=False,
+                   help="retrain on a schedule: tron watch --every 6h [retrain options] (tron watch --help)")
 
     p = sub.add_parser("list", help="list zoo worlds, generators and encoders")
     p.set_defaults(func=cmd_list)
@@ -184,7 +263,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _hand_over(command: str, argv: list[str]) -> int:
+    """`tron serve` and `tron watch` run the pipelines' entrypoints (which bring Ray and MLflow)."""
+    if command == "serve":
+        from pipelines.serve import main as entry
+    else:
+        from pipelines.retrain import main as entry
+
+        if not any(a == "--every" or a.startswith("--every=") for a in argv) and not {"-h", "--help"} & set(argv):
+            print("tron watch: error: give --every DURATION, e.g. --every 6h (see tron watch --help)", file=sys.stderr)
+            return EXIT_USAGE
+    try:
+        return entry(argv)
+    except TronError as exc:
+        print(f"tron {command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] in (["serve"], ["watch"]):  # argparse.REMAINDER cannot pass leading options on
+        return _hand_over(argv[0], argv[1:])
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

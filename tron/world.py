@@ -26,6 +26,7 @@ from .generators import Generator, load_generator
 from .langevin import LangevinConfig
 from .sampler import Sampler
 from .translator import Translator, load_translator
+from .uris import resolve_local_dir
 
 WORLD_FILE = "world.json"
 ZOO_ROOT = Path(__file__).parent / "zoo" / "weights"
@@ -68,7 +69,8 @@ def resolve_world_path(spec: str | os.PathLike) -> Path:
 
 def _import_zoo_models() -> None:
     # Registers the zoo's generator and encoder classes by name.
-    from .zoo import digits  # noqa: F401
+    from . import clip  # noqa: F401
+    from .zoo import digits, shapes  # noqa: F401
 
 
 def check_translator_fits(translator: Translator, fingerprints: dict[str, str], source: Any = "") -> None:
@@ -86,7 +88,8 @@ def check_translator_fits(translator: Translator, fingerprints: dict[str, str], 
 
 def load_world(spec: str | os.PathLike, device: str | torch.device = "cpu",
                translator: str | os.PathLike | None = None) -> World:
-    """Load a world by `zoo:NAME` or directory; `translator` overrides the bundled one."""
+    """Load a world by `zoo:NAME` or directory; `translator` (a directory or a registry/run URI)
+    overrides the bundled one and must have been trained for this world's G and f."""
     _import_zoo_models()
     path = resolve_world_path(spec)
     try:
@@ -96,7 +99,8 @@ def load_world(spec: str | os.PathLike, device: str | torch.device = "cpu",
     known = {f.name for f in fields(LangevinConfig)}
     langevin = LangevinConfig(**{k: v for k, v in doc.get("langevin", {}).items() if k in known})
     fps = {"generator": fingerprint(path / "generator"), "encoder": fingerprint(path / "encoder")}
-    translator_dir = Path(translator) if translator is not None else path / "translator"
+    # A directory, or a URI (models:/NAME@champion, runs:/ID/translator) that a plugin downloads.
+    translator_dir = resolve_local_dir(translator) if translator is not None else path / "translator"
     trans = load_translator(translator_dir, device) if translator_dir.exists() or translator is not None else None
     if trans is not None:
         check_translator_fits(trans, fps, translator_dir)

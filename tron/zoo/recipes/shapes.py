@@ -1,0 +1,418 @@
+"""Recipe: re-create the shapes world (CLIP f, GAN G, attribute judge, translator) from fixed seeds.
+
+    python -m tron.zoo.recipes.shapes                          # every stage, full budget, the packaged zoo
+    python -m tron.zoo.recipes.shapes --stage gan              # one stage (clip, gan, judge, translator)
+    python -m tron.zoo.recipes.shapes --budget tiny --out /tmp/shapes   # seconds, for tests
+
+Stages write their part of the world directory and can be re-run alone; `translator` needs the
+generator and encoder in place and writes world.json last. Every image is rendered on the fly
+by `tron.zoo.shapes`, every random draw comes from a torch.Generator seeded from --seed.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from ...checkpoint import fingerprint
+from ...clip import AugmentConfig, OpenClipEncoder, create_open_clip, save_open_clip
+from ...encoders import load_encoder
+from ...generators import load_generator, save_generator
+from ...langevin import LangevinConfig
+from ...pairs import generate_pairs
+from ...training import TrainConfig, fit_translator
+from ...translator import Translator, TranslatorConfig, save_translator
+from ...world import WORLD_FILE, ZOO_ROOT
+from .. import shapes as S
+
+Log = Callable[[str], None]
+STAGES = ("clip", "judge", "gan", "translator")  # the order they run in
+
+
+@dataclass
+class Budget:
+    clip_steps: int
+    clip_batch: int
+    gan_steps: int
+    gan_batch: int
+    judge_steps: int
+    judge_batch: int
+    pairs: int
+    translator_epochs: int
+    translator_hidden: int
+    clip_model: str  # name of the open_clip architecture in CLIP_CONFIGS
+    gan_width: int
+    latent_gan_steps: int
+    gan_codes: int  # real images whose codes the latent GAN learns
+    judge_width: int
+    measure_samples: int  # unconditional GAN samples the judge measures
+    retrieval_images: int  # fresh images for the CLIP caption retrieval check
+
+
+# The zoo CLIP's architecture, an open_clip model config. The token embedding (49,408 x text
+# width) is most of its size, hence the narrow text tower; it is stored in float16.
+CLIP_CONFIGS = {
+    "tron-shapes-clip": {
+        "embed_dim": 64,
+        "vision_cfg": {"image_size": 32, "patch_size": 8, "width": 128, "layers": 2, "head_width": 32, "mlp_ratio": 2.0},
+        "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2, "mlp_ratio": 2.0},
+    },
+    "tron-shapes-clip-tiny": {
+        "embed_dim": 16,
+        "vision_cfg": {"image_size": 32, "patch_size": 8, "width": 32, "layers": 1, "head_width": 16, "mlp_ratio": 2.0},
+        "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 16, "heads": 1, "layers": 1, "mlp_ratio": 2.0},
+    },
+}
+
+BUDGETS = {
+    "full": Budget(clip_steps=500, clip_batch=256, gan_steps=2000, gan_batch=64, judge_steps=600, judge_batch=128,
+                   pairs=100_000, translator_epochs=40, translator_hidden=256, clip_model="tron-shapes-clip",
+                   gan_width=32, latent_gan_steps=3000, gan_codes=50_000, judge_width=32, measure_samples=10_000, retrieval_images=500),
+    "tiny": Budget(clip_steps=2, clip_batch=8, gan_steps=2, gan_batch=8, judge_steps=2, judge_batch=8,
+                   pairs=64, translator_epochs=1, translator_hidden=16, clip_model="tron-shapes-clip-tiny",
+                   gan_width=4, latent_gan_steps=2, gan_codes=64, judge_width=4, measure_samples=16, retrieval_images=16),
+}
+
+# Sampling defaults shipped in world.json and the encoder's energy augmentations: chosen by the
+# measurements in docs/shapes.md.
+DEFAULT_LANGEVIN = LangevinConfig(steps=30, step_size=0.5, noise_std=0.01, prior_weight=0.01)
+DEFAULT_AUGMENT = AugmentConfig(num=4, max_shift=2, cutout=0.0, color=0.0)
+COND_NOISE_STD = 0.2  # Gaussian noise on the normalised CLIP image embedding while training the translator
+
+
+# ----------------------------------------------------------------------------------------------
+# Attribute judge
+
+
+def train_judge(steps: int, batch: int, seed: int, log: Log, width: int = 32,
+                held_out: int = 5000) -> tuple[S.ShapesJudge, dict]:
+    """Train on freshly rendered, degraded images; held-out accuracy on unseen clean and
+    degraded renders."""
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    judge = S.ShapesJudge(width)
+    opt = torch.optim.AdamW(judge.parameters(), lr=2e-3, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=max(1, steps))
+    for step in range(steps):
+        judge.train()
+        x, attrs = S.sample_images(batch, gen)
+        logits = judge(S.degrade(x, gen))
+        loss = sum(F.cross_entropy(lg, attrs[:, i]) for i, lg in enumerate(logits))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        if (step + 1) % max(1, steps // 10) == 0:
+            log(f"judge step {step + 1}/{steps}: loss {float(loss.detach()):.4f}")
+    judge.eval()
+    test_gen = torch.Generator().manual_seed(seed + 10_000)  # unseen images
+    x, attrs = S.sample_images(held_out, test_gen)
+    metrics = {}
+    for name, images in (("clean", x), ("degraded", S.degrade(x, test_gen))):
+        pred, _ = judge.judge(images)
+        correct = pred == attrs
+        metrics[f"held_out_{name}_all"] = float(correct.all(1).float().mean())
+        for i, attr in enumerate(S.ATTRIBUTE_NAMES):
+            metrics[f"held_out_{name}_{attr}"] = float(correct[:, i].float().mean())
+    log("judge held-out accuracy: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k.endswith("_all")))
+    return judge, metrics
+
+
+# ----------------------------------------------------------------------------------------------
+# GAN generator
+
+
+def train_autoencoder(steps: int, batch: int, seed: int, log: Log, code_dim: int = 16, width: int = 32,
+                      code_noise: float = 0.3) -> tuple[S.ShapesEncoder, S.ShapesDecoder]:
+    """Stage 1 of the latent GAN: an autoencoder on fresh renders. Noise on the (standardised)
+    codes makes the decoder draw clean shapes from codes near, not only at, those of real
+    images, so that the mapping network need not hit them exactly."""
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    enc, dec = S.ShapesEncoder(code_dim, width), S.ShapesDecoder(code_dim, width)
+    params = list(enc.parameters()) + list(dec.parameters())
+    opt = torch.optim.Adam(params, lr=2e-3)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=max(1, steps), pct_start=0.1)
+    t0 = time.time()
+    for step in range(steps):
+        x, _ = S.sample_images(batch, gen)
+        code = enc(x)
+        noisy = code + code_noise * torch.randn(code.shape, generator=gen)
+        rec = F.binary_cross_entropy_with_logits(dec(noisy), x, reduction="sum") / batch
+        opt.zero_grad(set_to_none=True)
+        rec.backward()
+        opt.step()
+        sched.step()
+        if (step + 1) % max(1, steps // 10) == 0:
+            log(f"autoencoder step {step + 1}/{steps}: reconstruction {float(rec.detach()):.2f} ({time.time() - t0:.0f} s)")
+    return enc.eval(), dec.eval()
+
+
+def train_latent_gan(codes: torch.Tensor, mapping: torch.nn.Module, steps: int, batch: int, seed: int, log: Log,
+                     latent_dim: int, pack: int = 4, critic_steps: int = 5, gp_weight: float = 10.0,
+                     ema_decay: float = 0.999) -> torch.nn.Module:
+    """Stage 2: WGAN-GP in code space between N(0, I) through `mapping` and the codes of real
+    images; returns an exponential moving average of the mapping network."""
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    critic = S.CodeCritic(codes.shape[1], 256, pack)
+    ema = copy.deepcopy(mapping).eval()
+    opt_g = torch.optim.Adam(mapping.parameters(), lr=1e-4, betas=(0.5, 0.9))
+    opt_c = torch.optim.Adam(critic.parameters(), lr=1e-4, betas=(0.5, 0.9))
+    batch -= batch % pack
+    t0 = time.time()
+    for step in range(steps):
+        for _ in range(critic_steps):
+            real = codes[torch.randint(0, len(codes), (batch,), generator=gen)]
+            with torch.no_grad():
+                fake = mapping(torch.randn(batch, latent_dim, generator=gen))
+            # The gradient penalty acts on packs, so mix whole packs with one weight each.
+            alpha = torch.rand(batch // pack, 1, generator=gen).repeat_interleave(pack, dim=0)
+            mixed = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
+            (grad,) = torch.autograd.grad(critic(mixed).sum(), mixed, create_graph=True)
+            penalty = (grad.reshape(batch // pack, -1).norm(dim=1) - 1).pow(2).mean()
+            loss_c = critic(fake).mean() - critic(real).mean() + gp_weight * penalty
+            opt_c.zero_grad(set_to_none=True)
+            loss_c.backward()
+            opt_c.step()
+        loss_g = -critic(mapping(torch.randn(batch, latent_dim, generator=gen))).mean()
+        opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        opt_g.step()
+        decay = min(ema_decay, (1 + step) / (10 + step))
+        with torch.no_grad():
+            for pe, p in zip(ema.parameters(), mapping.parameters()):
+                pe.lerp_(p, 1 - decay)
+        if (step + 1) % max(1, steps // 10) == 0:
+            log(f"latent gan step {step + 1}/{steps}: critic {float(loss_c.detach()):.3f} ({time.time() - t0:.0f} s)")
+    return ema
+
+
+def train_gan(steps: int, batch: int, seed: int, log: Log, latent_dim: int = 32, code_dim: int = 16,
+              width: int = 32, latent_gan_steps: int | None = None, num_codes: int = 50_000) -> S.ShapesGenerator:
+    """The latent GAN: autoencoder (`steps`), codes of fresh renders, then the adversarial mapping."""
+    enc, dec = train_autoencoder(steps, batch, seed, log, code_dim, width)
+    gen = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        codes = torch.cat([enc(S.sample_images(min(1000, num_codes - i), gen)[0]) for i in range(0, num_codes, 1000)])
+    g = S.ShapesGenerator(latent_dim, code_dim, width)
+    g.decoder.load_state_dict(dec.state_dict())
+    g.code_mean.copy_(codes.mean(0))
+    g.code_std.copy_(codes.std(0))
+    g.mapping = train_latent_gan((codes - g.code_mean) / g.code_std, g.mapping,
+                                 latent_gan_steps if latent_gan_steps is not None else steps, 256, seed + 2, log, latent_dim)
+    return g.eval()
+
+
+@torch.no_grad()
+def measure_generator(g: S.ShapesGenerator, judge: S.ShapesJudge, n: int = 10_000, seed: int = 123,
+                      threshold: float = 0.9) -> dict:
+    """Unconditional quality by the judge: share of recognisable samples (every attribute head
+    at least `threshold` confident) and how many of the 210 combinations they cover."""
+    gen = torch.Generator().manual_seed(seed)
+    preds, confs = [], []
+    for start in range(0, n, 1000):
+        x = g.decode(g.sample_latents(min(1000, n - start), gen))  # (b, 3, 32, 32)
+        p, c = judge.judge(x)
+        preds.append(p)
+        confs.append(c)
+    pred, conf = torch.cat(preds), torch.cat(confs)
+    ok = (conf >= threshold).all(1)
+    counts = torch.bincount(S.combination_index(pred[ok]), minlength=S.NUM_COMBINATIONS)
+    return {
+        "samples": n,
+        "threshold": threshold,
+        "recognisable": float(ok.float().mean()),
+        "combinations_covered": int((counts > 0).sum()),
+        "min_count_per_combination": int(counts.min()),
+        "max_count_per_combination": int(counts.max()),
+        "per_attribute_marginals": {
+            name: torch.bincount(pred[ok][:, i], minlength=k).tolist()
+            for i, (name, k) in enumerate(zip(S.ATTRIBUTE_NAMES, S.NUM_VALUES))
+        },
+    }
+
+
+# ----------------------------------------------------------------------------------------------
+# CLIP
+
+
+def caption_matches(attrs: torch.Tensor, caption_attrs: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """(B, B) bool: image i fits caption j when every attribute caption j names is image i's.
+    attrs (B, 4) of the images; caption_attrs (B, 4) and keep (B, 4) of the captions."""
+    same = attrs.unsqueeze(1) == caption_attrs.unsqueeze(0)  # (B, B, 4)
+    return (same | ~keep.unsqueeze(0)).all(-1)
+
+
+def contrastive_loss(image_features: torch.Tensor, text_features: torch.Tensor, logit_scale: torch.Tensor,
+                     matches: torch.Tensor) -> torch.Tensor:
+    """CLIP's symmetric InfoNCE with several positives: a partial caption ("a red shape") fits
+    every red image in the batch, so its targets spread over all of them instead of treating
+    them as negatives."""
+    logits = logit_scale * image_features @ text_features.T  # (B, B)
+    m = matches.float()
+    image_to_text = -(m / m.sum(1, keepdim=True) * F.log_softmax(logits, dim=1)).sum(1).mean()
+    text_to_image = -(m / m.sum(0, keepdim=True) * F.log_softmax(logits, dim=0)).sum(0).mean()
+    return (image_to_text + text_to_image) / 2
+
+
+@torch.no_grad()
+def caption_retrieval(encoder: OpenClipEncoder, n: int = 500, seed: int = 10_001) -> dict:
+    """Zero-shot retrieval: for fresh images, is the nearest of all 210 full captions the right one?"""
+    gen = torch.Generator().manual_seed(seed)
+    x, attrs = S.sample_images(n, gen)
+    text = encoder.condition_from_text(S.full_captions())  # (210, D)
+    pred = (encoder.encode(x) @ text.T).argmax(1)
+    correct = pred == S.combination_index(attrs)
+    wrong = S.all_combinations()[pred] != attrs
+    return {
+        "images": n,
+        "captions": S.NUM_COMBINATIONS,
+        "accuracy": float(correct.float().mean()),
+        **{f"attribute_error_{name}": float(wrong[:, i].float().mean()) for i, name in enumerate(S.ATTRIBUTE_NAMES)},
+    }
+
+
+def train_clip(steps: int, batch: int, seed: int, model_name: str, directory: Path, log: Log) -> OpenClipEncoder:
+    """Contrastive training on rendered images and captions with attribute dropout."""
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    encoder = create_open_clip(model_name, CLIP_CONFIGS[model_name], directory, DEFAULT_AUGMENT)
+    model = encoder.model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=1e-3, total_steps=max(1, steps), pct_start=0.1)
+    token_cache: dict[str, torch.Tensor] = {}
+
+    def tokenize(texts: list[str]) -> torch.Tensor:
+        missing = [t for t in set(texts) if t not in token_cache]
+        if missing:
+            token_cache.update(zip(missing, encoder.tokenizer(missing)))
+        return torch.stack([token_cache[t] for t in texts])
+
+    t0 = time.time()
+    for step in range(steps):
+        x, attrs = S.sample_images(batch, gen)
+        # Mild blur and noise: G's samples are never quite as clean as the renderer's.
+        x = S.degrade(x, gen, max_blur=0.7, max_noise=0.03)
+        texts, keep = S.random_captions(attrs, gen)
+        image_features = F.normalize(model.encode_image(encoder.preprocess(x)), dim=-1)
+        text_features = F.normalize(model.encode_text(tokenize(texts)), dim=-1)
+        loss = contrastive_loss(image_features, text_features, model.logit_scale.exp().clamp(max=100),
+                                caption_matches(attrs, attrs, keep))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        if (step + 1) % max(1, steps // 10) == 0:
+            log(f"clip step {step + 1}/{steps}: loss {float(loss.detach()):.4f} ({time.time() - t0:.0f} s)")
+    return encoder.eval()
+
+
+# ----------------------------------------------------------------------------------------------
+# Translator and the world file
+
+
+def train_translator(out: Path, pairs: int, epochs: int, hidden: int, seed: int, log: Log) -> tuple[Translator, dict]:
+    """Pairs (z, CLIP image embedding of G(z)); Gaussian noise on the embedding during training
+    lets text embeddings, which lie elsewhere on the sphere, work at test time (TR0N's answer
+    to the modality gap)."""
+    generator = load_generator(out / "generator")
+    encoder = load_encoder(out / "encoder")
+    t0 = time.time()
+    z, c = generate_pairs(generator, encoder, pairs, seed=seed, batch_size=1000)
+    log(f"generated {len(z)} pairs in {time.time() - t0:.0f} s")
+    torch.manual_seed(seed)
+    translator = Translator(TranslatorConfig(cond_dim=encoder.embed_dim, latent_dim=generator.latent_dim, hidden_dim=hidden,
+                                             num_blocks=2, num_components=10, head="gmm", normalize_condition=True))
+    train_cfg = TrainConfig(epochs=epochs, batch_size=256, lr=1e-3, cond_noise_std=COND_NOISE_STD, seed=seed)
+    history = fit_translator(translator, z, c, train_cfg,
+                             log=lambda r: log(f"translator epoch {r['epoch']}: train {r['train_loss']:.4f} val {r.get('val_loss', float('nan')):.4f}"))
+    meta = {
+        "generator_fingerprint": fingerprint(out / "generator"),
+        "encoder_fingerprint": fingerprint(out / "encoder"),
+        "pairs": len(z),
+        "final_val_loss": history[-1].get("val_loss"),
+        "train_config": asdict(train_cfg),
+    }
+    return translator, meta
+
+
+def write_world_file(out: Path) -> None:
+    world = {
+        "name": "shapes",
+        "description": "procedural 32x32 shapes: DCGAN G, open_clip CLIP f (text and image conditions), GMM translator",
+        "condition": "text",
+        "judge": "judge",
+        "langevin": asdict(DEFAULT_LANGEVIN),
+    }
+    (out / WORLD_FILE).write_text(json.dumps(world, indent=2) + "\n")
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(prog="python -m tron.zoo.recipes.shapes", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=ZOO_ROOT / "shapes", help="world directory to write")
+    parser.add_argument("--budget", choices=sorted(BUDGETS), default="full")
+    parser.add_argument("--stage", choices=STAGES, action="append",
+                        help="stage to run (repeat for several; default: all, in order clip, judge, gan, translator)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    budget = BUDGETS[args.budget]
+    stages = args.stage or list(STAGES)
+    out: Path = args.out
+    log = lambda msg: print(f"[shapes recipe] {msg}", flush=True)  # noqa: E731
+    recipe = {"recipe": "tron.zoo.recipes.shapes", "budget": args.budget, "seed": args.seed}
+    results: dict = {"out": str(out)}
+    t0 = time.time()
+
+    if "clip" in stages:
+        t = time.time()
+        encoder = train_clip(budget.clip_steps, budget.clip_batch, args.seed, budget.clip_model, out / "encoder", log)
+        retrieval = caption_retrieval(encoder, n=budget.retrieval_images)
+        log(f"CLIP caption retrieval over all {S.NUM_COMBINATIONS} full captions: {retrieval['accuracy']:.1%} "
+            f"on {retrieval['images']} fresh images ({time.time() - t:.0f} s)")
+        save_open_clip(encoder, out / "encoder", metadata={**recipe, "caption_retrieval": retrieval})
+        results["clip"] = {"caption_retrieval": retrieval, "seconds": time.time() - t}
+
+    if "judge" in stages:
+        t = time.time()
+        judge, metrics = train_judge(budget.judge_steps, budget.judge_batch, args.seed + 2, log, budget.judge_width,
+                                     held_out=5000 if args.budget == "full" else 16)
+        S.save_judge(judge, out / "judge", metadata={**recipe, **metrics})
+        results["judge"] = {**metrics, "seconds": time.time() - t}
+
+    if "gan" in stages:
+        t = time.time()
+        generator = train_gan(budget.gan_steps, budget.gan_batch, args.seed + 1, log, width=budget.gan_width,
+                              latent_gan_steps=budget.latent_gan_steps, num_codes=budget.gan_codes)
+        meta = dict(recipe)
+        if (out / "judge" / "config.json").is_file():
+            quality = measure_generator(generator, S.load_judge(out / "judge"), n=budget.measure_samples)
+            log(f"GAN: {quality['recognisable']:.1%} recognisable, {quality['combinations_covered']}/{S.NUM_COMBINATIONS} "
+                f"combinations in {quality['samples']} samples")
+            meta["judged_quality"] = quality
+            results["gan_quality"] = quality
+        save_generator(generator, out / "generator", metadata=meta)
+        results["gan_seconds"] = time.time() - t
+
+    if "translator" in stages:
+        t = time.time()
+        translator, meta = train_translator(out, budget.pairs, budget.translator_epochs, budget.translator_hidden,
+                                            args.seed + 3, log)
+        save_translator(translator, out / "translator", metadata={**recipe, **meta})
+        write_world_file(out)
+        results["translator"] = {"final_val_loss": meta["final_val_loss"], "seconds": time.time() - t}
+
+    log(f"wrote {out} ({', '.join(stages)}) in {time.time() - t0:.0f} s")
+    return results
+
+
+if __name__ == "__main__":
+    main()
