@@ -101,7 +101,7 @@ def test_resume_after_an_interrupted_run(ray_cluster, dataset, tmp_path):
     import mlflow
 
     tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    args = ["--dataset", dataset, "--epochs", "4", "--batch-size", "64", "--hidden-dim", "64", "--num-blocks", "1",
+    args = ["--dataset", dataset, "--epochs", "20", "--batch-size", "32", "--hidden-dim", "64", "--num-blocks", "1",
             "--export", str(tmp_path / "export"), "--eval-samples", "2", "--storage-path", str(tmp_path / "ray_results"),
             "--name", "interrupted", "--tracking-uri", tracking]
     address = ray_cluster.get_runtime_context().gcs_address
@@ -109,7 +109,9 @@ def test_resume_after_an_interrupted_run(ray_cluster, dataset, tmp_path):
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 240
     run_dir = tmp_path / "ray_results" / "interrupted"
-    while time.time() < deadline and not list(run_dir.glob("checkpoint_*/translator/model.safetensors")):
+    # Wait until Ray Train has recorded a checkpoint in its run state (what a rerun resumes from).
+    snapshot = run_dir / "checkpoint_manager_snapshot.json"
+    while time.time() < deadline and not (snapshot.exists() and "checkpoint_" in snapshot.read_text()):
         assert proc.poll() is None, "training finished or died before it could be interrupted"
         time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGKILL)  # the driver dies mid-training, as a killed job would
@@ -123,8 +125,8 @@ def test_resume_after_an_interrupted_run(ray_cluster, dataset, tmp_path):
     (after,) = client.search_runs([client.get_experiment_by_name("tron-translators").experiment_id])
     assert after.info.run_id == run.info.run_id and after.info.status == "FINISHED"
     started = client.get_metric_history(run.info.run_id, "started_at_epoch")
-    assert max(m.value for m in started) >= 1  # the rerun started from a checkpoint, not from scratch
-    assert {m.step for m in client.get_metric_history(run.info.run_id, "val_nll")} == {1, 2, 3, 4}
+    assert 1 <= max(m.value for m in started) < 20  # the rerun started from a checkpoint, not from scratch
+    assert {m.step for m in client.get_metric_history(run.info.run_id, "val_nll")} == set(range(1, 21))
 
 
 def test_failed_training_marks_the_run_failed(dataset, tmp_path, capsys):
@@ -159,3 +161,18 @@ def test_stale_fingerprint_is_refused(server_run, tmp_path):
     save_encoder(world.encoder, world_dir / "encoder")
     with pytest.raises(CheckpointError, match="different encoder"):
         load_world(world_dir, translator=tmp / "export")
+
+
+def test_tron_sample_takes_registry_and_run_uris(server_run, tmp_path):
+    import numpy as np
+
+    from tron.cli import main
+
+    _, client, _ = server_run
+    version = client.get_model_version_by_alias("tron-translator.zoo-digits.zoo-digits", "candidate")
+    for uri in ("models:/tron-translator.zoo-digits.zoo-digits@candidate", f"runs:/{version.run_id}/translator"):
+        npy = tmp_path / "x.npy"
+        assert main(["sample", "zoo:digits", "--label", "3", "-n", "2", "--steps", "2", "--translator", uri,
+                     "--npy", str(npy)]) == 0
+        assert np.load(npy).shape == (2, 1, 16, 16)
+    assert main(["sample", "zoo:digits", "--label", "3", "--translator", "models:/no-such-model@champion"]) == 2
