@@ -74,7 +74,7 @@ def test_tron_watch_checks_on_a_schedule(setup, capsys):
 
     assert main(["watch", "--every", "1s", "--times", "2", *argv(setup)]) == 0
     out = capsys.readouterr().out
-    assert out.count("up to date") == 2 and "next check in" in out
+    assert out.count(": up to date (champion") == 2 and "next check in" in out
 
 
 def test_encoder_swap_triggers_a_full_retrain_and_promotion(setup, capsys):
