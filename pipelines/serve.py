@@ -361,6 +361,8 @@ def sample_batch(sampler, langevin, conditions: list, sizes: list[int], steps: l
     waits for it any more, so it should not slow the others down."""
     import torch
 
+    from tron.langevin import langevin_step
+
     device = sampler.device
     rngs = [torch.Generator(device=device).manual_seed(int(s)) for s in seeds]
     bounds = [0]
@@ -380,21 +382,9 @@ def sample_batch(sampler, langevin, conditions: list, sizes: list[int], steps: l
         if not live:
             break
         rows = torch.cat([torch.arange(bounds[i], bounds[i + 1], device=device) for i in live])
-        zt = z[rows].requires_grad_(True)
-        with torch.enable_grad():
-            energy = sampler.energy_fn(c[rows])(zt)
-            if langevin.prior_weight:
-                energy = energy + langevin.prior_weight * 0.5 * zt.pow(2).sum(dim=-1)
-            (grad,) = torch.autograd.grad(energy.sum(), zt)
-        with torch.no_grad():
-            zt = zt - langevin.step_size * grad
-            if langevin.noise_std:
-                noise = torch.cat([torch.randn((sizes[i], z.shape[1]), generator=rngs[i], device=device, dtype=z.dtype)
-                                   for i in live])
-                zt = zt + langevin.noise_std * noise
-            if langevin.clamp is not None:
-                zt = zt.clamp(-langevin.clamp, langevin.clamp)
-            z[rows] = zt.detach()
+        noise = torch.cat([torch.randn((sizes[i], z.shape[1]), generator=rngs[i], device=device, dtype=z.dtype)
+                           for i in live]) if langevin.noise_std else None
+        z[rows], _ = langevin_step(z[rows], sampler.energy_fn(c[rows]), langevin, noise)
     with torch.no_grad():
         x = sampler.generator.decode(z)
         e = sampler.encoder.energy(x, c)

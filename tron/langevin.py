@@ -32,6 +32,25 @@ class LangevinConfig:
             raise ValueError("clamp must be > 0")
 
 
+def langevin_step(z: torch.Tensor, energy_fn: EnergyFn, config: LangevinConfig,
+                  noise: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One SGLD step from z (B, d); `noise` holds the step's standard-normal draws (B, d), or None
+    when config.noise_std is 0. Returns (z_next, E(z)) both detached."""
+    z = z.detach().requires_grad_(True)
+    with torch.enable_grad():
+        energy = energy_fn(z)
+        if config.prior_weight:
+            energy = energy + config.prior_weight * 0.5 * z.pow(2).sum(dim=-1)
+        (grad,) = torch.autograd.grad(energy.sum(), z)
+    with torch.no_grad():
+        z = z - config.step_size * grad
+        if config.noise_std and noise is not None:
+            z = z + config.noise_std * noise
+        if config.clamp is not None:
+            z = z.clamp(-config.clamp, config.clamp)
+    return z.detach(), energy.detach()
+
+
 def langevin_dynamics(
     z0: torch.Tensor,
     energy_fn: EnergyFn,
@@ -44,18 +63,8 @@ def langevin_dynamics(
     if config.clamp is not None:
         z = z.clamp(-config.clamp, config.clamp)
     for t in range(config.steps):
-        z.requires_grad_(True)
-        with torch.enable_grad():
-            energy = energy_fn(z)
-            if config.prior_weight:
-                energy = energy + config.prior_weight * 0.5 * z.pow(2).sum(dim=-1)
-            (grad,) = torch.autograd.grad(energy.sum(), z)
-        with torch.no_grad():
-            z = z - config.step_size * grad
-            if config.noise_std:
-                z = z + config.noise_std * torch.randn(z.shape, generator=generator, device=z.device, dtype=z.dtype)
-            if config.clamp is not None:
-                z = z.clamp(-config.clamp, config.clamp)
+        noise = torch.randn(z.shape, generator=generator, device=z.device, dtype=z.dtype) if config.noise_std else None
+        z, energy = langevin_step(z, energy_fn, config, noise)
         if callback is not None:
-            callback(t, energy.detach())
-    return z.detach()
+            callback(t, energy)
+    return z
