@@ -49,7 +49,7 @@ def evaluate_translator(generator_spec: str, encoder_spec: str, translator_dir: 
                         grid_path: str | Path | None = None, dataset=None, conditions=None) -> dict:
     """Energies at T=0 and after the world's Langevin steps on a fixed condition set, plus
     judged accuracy where the world has a judge (digits); optionally writes a PNG grid."""
-    from tron.components import load_encoder_spec, load_generator_spec
+    from tron.components import component_fingerprint, load_encoder_spec, load_generator_spec
     from tron.images import save_grid
     from tron.langevin import LangevinConfig
     from tron.sampler import Sampler
@@ -58,8 +58,6 @@ def evaluate_translator(generator_spec: str, encoder_spec: str, translator_dir: 
 
     g, f = load_generator_spec(generator_spec), load_encoder_spec(encoder_spec)
     translator = load_translator(translator_dir)
-    from tron.components import component_fingerprint
-
     check_translator_fits(translator, {"generator": component_fingerprint(generator_spec, "generator"),
                                        "encoder": component_fingerprint(encoder_spec, "encoder")}, translator_dir)
     langevin = world_langevin(generator_spec, encoder_spec)
