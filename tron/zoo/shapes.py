@@ -272,12 +272,16 @@ class ShapesGenerator(Generator):
 
 class CodeCritic(nn.Module):
     """Training-time critic on packs of codes (PacGAN): seeing several samples at once makes a
-    generator that covers only some of the 210 combinations easy to tell apart."""
+    generator that covers only some of the 210 combinations easy to tell apart. Spectral
+    normalisation keeps it smooth enough for a hinge loss."""
 
     def __init__(self, code_dim: int = 16, width: int = 256, pack: int = 4) -> None:
         super().__init__()
         self.pack = pack
         self.net = mlp([code_dim * pack, width, width, width, 1])
+        for layer in self.net:
+            if isinstance(layer, nn.Linear):
+                nn.utils.parametrizations.spectral_norm(layer)
 
     def forward(self, code: torch.Tensor) -> torch.Tensor:  # (B, k) -> (B / pack,)
         return self.net(code.reshape(len(code) // self.pack, -1)).squeeze(1)
