@@ -50,13 +50,13 @@ def server_run(dataset, s3_endpoint, tmp_path_factory):
             rc = train(dataset, tmp, "--tracking-uri", uri, "--storage-path", "s3://tron-checkpoints/runs",
                        "--name", "server-run")
             client = mlflow.MlflowClient(uri)
-            yield rc, client, tmp
+            yield rc, client, tmp, uri
         finally:
             mlflow.set_tracking_uri(None)
 
 
 def test_training_lowers_validation_nll_and_registers_a_candidate(server_run, dataset):
-    rc, client, tmp = server_run
+    rc, client, tmp, _ = server_run
     assert rc == 0
     exp = client.get_experiment_by_name("tron-translators")
     (run,) = client.search_runs([exp.experiment_id])
@@ -151,7 +151,7 @@ def test_stale_fingerprint_is_refused(server_run, tmp_path):
     from tron.encoders import save_encoder
     from tron.world import load_world, resolve_world_path
 
-    _, _, tmp = server_run
+    _, _, tmp, _ = server_run
     world_dir = tmp_path / "digits"
     shutil.copytree(resolve_world_path("zoo:digits"), world_dir)
     load_world(world_dir, translator=tmp / "export")  # same G and f: accepted
@@ -163,12 +163,18 @@ def test_stale_fingerprint_is_refused(server_run, tmp_path):
         load_world(world_dir, translator=tmp / "export")
 
 
-def test_tron_sample_takes_registry_and_run_uris(server_run, tmp_path):
+def test_tron_sample_takes_registry_and_run_uris(server_run, tmp_path, monkeypatch):
+    import mlflow
     import numpy as np
 
     from tron.cli import main
 
-    _, client, _ = server_run
+    _, client, _, uri = server_run
+    # As a user reaches a server: through the environment. Other tests in this module track to
+    # their own SQLite stores, so the process-wide URI is reset to follow the environment.
+    # (set_tracking_uri(None) also unsets the variable, so it goes first.)
+    mlflow.set_tracking_uri(None)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     version = client.get_model_version_by_alias("tron-translator.zoo-digits.zoo-digits", "candidate")
     for uri in ("models:/tron-translator.zoo-digits.zoo-digits@candidate", f"runs:/{version.run_id}/translator"):
         npy = tmp_path / "x.npy"
