@@ -1,0 +1,77 @@
+"""Smoke test of benchmarks/quality_vs_compute.py at its --quick size (the real zoo worlds)."""
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def load_benchmark():
+    spec = importlib.util.spec_from_file_location("quality_vs_compute", ROOT / "benchmarks" / "quality_vs_compute.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    import torch
+
+    bench = load_benchmark()
+    out = tmp_path_factory.mktemp("quality")
+    threads = torch.get_num_threads()
+    try:
+        bench.main(["--quick", "--threads", "1", "--out", str(out)])
+    finally:
+        torch.set_num_threads(threads)
+    return bench, out
+
+
+def test_quick_run_writes_table_plots_and_json_with_every_method(quick_run):
+    bench, out = quick_run
+    md = (out / "results.md").read_text()
+    doc = json.loads((out / "results.json").read_text())
+    steps = list(bench.QUICK.steps)
+    for world in ("shapes", "digits"):
+        png = out / f"{world}_accuracy.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+        assert f"## {world}" in md and f"({world}_accuracy.png)" in md
+        rows = [r for r in doc["rows"] if r["world"] == world]
+        keys = {m.key for m in bench.METHODS} - ({"langevin-aug"} if world == "digits" else set())
+        assert {r["method"] for r in rows} == keys
+        for key in keys:
+            got = sorted(r["T"] for r in rows if r["method"] == key)
+            assert got == steps, (world, key, got)
+        for r in rows:
+            assert 0.0 <= r["accuracy"] <= 1.0 and r["diversity"] >= 0.0 and r["seconds_per_sample"] > 0
+            assert r["label"] in md
+    assert "Command: `.venv/bin/python benchmarks/quality_vs_compute.py --quick" in md
+    assert "Machine: " in md and "Seeds: 0" in md and "## Targets (shapes)" in md
+    # Every aggregate row says how many seeds it averages and carries its spread.
+    assert all(a["seeds"] == 1 and "accuracy_std" in a for a in doc["aggregate"])
+
+
+def test_quick_run_counts_evaluations_per_method(quick_run):
+    bench, out = quick_run
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    m = bench.QUICK.candidates
+    for r in rows:
+        want = {"best-of-n": r["T"] + 1, "fusedream": m + r["T"]}.get(r["method"], r["T"] + 1)
+        assert r["evaluations"] == want, r
+    views = {r["method"]: r["f_views"] // r["evaluations"] for r in rows if r["world"] == "shapes"}
+    assert views["langevin"] == views["adam"] == 1 and views["tron"] == views["langevin-aug"] == views["fusedream"] > 1
+
+
+def test_diversity_exposes_a_deterministic_translator(quick_run):
+    # An MSE translator maps a label to one latent: with no Langevin steps every sample of a label
+    # is the same image, diversity 0, however accurate it is; the GMM translator's are not.
+    _, out = quick_run
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    at0 = {(r["world"], r["method"]): r for r in rows if r["T"] == 0}
+    for world in ("shapes", "digits"):
+        assert at0[(world, "mse")]["diversity"] == 0.0
+        assert at0[(world, "tron")]["diversity"] > 0.1
