@@ -138,18 +138,19 @@ def cmd_sample(args) -> int:
 
 
 def cmd_eval(args) -> int:
+    from . import adapters  # noqa: F401  (registers G and f classes of worlds such as digits-cm)
     from .evaluation import DIGITS_COLUMNS, default_methods, evaluate_digits, markdown_table
     from .world import load_world
 
     world = load_world(args.world, device=args.device, translator=args.translator)
     if world.name == "shapes":
         return _eval_shapes(world, args)
-    if world.name != "digits":
-        raise TronError(f"tron eval knows the digits and shapes worlds; {world.name!r} has no judge yet")
+    if world.name not in DIGITS_WORLDS:
+        raise TronError(f"tron eval knows the {', '.join(DIGITS_WORLDS)} and shapes worlds; {world.name!r} has no judge yet")
     langevin = _langevin_from_args(world, args)
     args.n = args.n or 100
     rows = evaluate_digits(world, n_per_label=args.n, seed=args.seed, methods=default_methods(langevin.steps), langevin=langevin)
-    print(f"digits world: {args.n} samples per label, seed {args.seed}, judge: RBF SVM on pixels "
+    print(f"{world.name} world: {args.n} samples per label, seed {args.seed}, judge: RBF SVM on pixels "
           f"(held-out accuracy {rows[0]['judge_held_out_accuracy']:.1%}); Langevin {langevin}")
     print(markdown_table(rows, DIGITS_COLUMNS))
     return 0
@@ -179,15 +180,51 @@ def _eval_shapes(world, args) -> int:
     return 0
 
 
+# Worlds over the digits data, judged by the same SVM (tron.evaluation.evaluate_digits).
+DIGITS_WORLDS = ("digits", "digits-cm")
+
+ADAPTER_SPECS = [
+    ("open_clip:ARCH:TAG | open_clip:ARCH:FILE", "f", "any open_clip CLIP; embedding size from ARCH"),
+    ("torchvision:ARCH:FILE[#image_size=N]", "f", "a torchvision classifier; classes from the weights"),
+    ("biggan:DIR[#truncation=T,z_clamp=C]", "G", "pytorch-pretrained-biggan; latent = z + class embedding"),
+    ("consistency:DIR", "G", "diffusers UNet2DModel + CMStochasticIterativeScheduler, one step; latent = C*H*W"),
+    ("torchscript:FILE#latent_dim=N", "G", "a TorchScript module z -> image"),
+    ("[plugin:]module.path:factory[#key=value]", "G or f", "factory(**options) -> Generator, Encoder or nn.Module"),
+]
+
+
 def cmd_list(args) -> int:
-    from .encoders import ENCODERS
-    from .generators import GENERATORS
-    from .world import _import_zoo_models, list_zoo
+    """Zoo worlds with G's latent size and f's embedding size, the registered checkpoint kinds,
+    and the adapter specs for models from other libraries."""
+    import inspect
+    import json
+
+    from . import adapters  # noqa: F401
+    from .checkpoint import read_config
+    from .encoders import ENCODERS, load_encoder
+    from .generators import GENERATORS, load_generator
+    from .world import ZOO_ROOT, _import_zoo_models, list_zoo
 
     _import_zoo_models()
-    print("zoo worlds:  " + ", ".join(f"zoo:{n}" for n in list_zoo()))
-    print("generators:  " + ", ".join(GENERATORS.names()))
-    print("encoders:    " + ", ".join(ENCODERS.names()))
+    print("zoo worlds (G latent size d, f embedding size k):")
+    for name in list_zoo():
+        root = ZOO_ROOT / name
+        g, f = load_generator(root / "generator"), load_encoder(root / "encoder")
+        desc = json.loads((root / "world.json").read_text()).get("description", "")
+        print(f"  zoo:{name:<11} G {read_config(root / 'generator')['kind']} (d={g.latent_dim}, image {tuple(g.image_shape)}), "
+              f"f {read_config(root / 'encoder')['kind']} ({f.kind}, k={f.embed_dim})"
+              + ("" if (root / "translator").is_dir() else ", no translator"))
+        if desc:
+            print(f"  {'':<15} {desc}")
+    for title, registry in (("generators", GENERATORS), ("encoders", ENCODERS)):
+        print(f"{title} (checkpoint kinds; sizes come from each checkpoint's config):")
+        for kind in registry.names():
+            cls = registry.get(kind)
+            doc = (inspect.getdoc(cls) or "").splitlines()
+            print(f"  {kind:<24} {cls.__module__}.{cls.__name__}" + (f": {doc[0]}" if doc else ""))
+    print("adapter specs (--generator / --encoder):")
+    for spec, part, what in ADAPTER_SPECS:
+        print(f"  {spec:<46} {part:<6} {what}")
     return 0
 
 

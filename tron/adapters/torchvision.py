@@ -25,6 +25,8 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 @ENCODERS.register(KIND)
 class TorchvisionClassifier(ClassifierEncoder):
+    """A torchvision classifier as f, with its resize-and-normalise preprocessing inside."""
+
     def __init__(self, arch: str, num_classes: int = 1000, image_size: int = 224,
                  mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
                  class_names: Sequence[str] | None = None) -> None:
