@@ -54,8 +54,9 @@ P_MEAN, P_STD = -1.1, 2.0  # lognormal over noise levels (iCT)
 EMA_DECAY = 0.995  # the shipped weights are an exponential moving average of the student's
 LR = 3e-4
 
-# Sampling defaults shipped with the world (see the README's table for how they were chosen).
-DEFAULT_LANGEVIN = LangevinConfig(steps=50, step_size=0.01, noise_std=0.01, prior_weight=0.1)
+# Sampling defaults shipped with the world. The 256-d noise latent needs larger steps than the
+# VAE's 16-d one: judged TR0N accuracy (30 per digit) was 61 % at step 0.01, 85 % at 0.05, 94 % at 0.1.
+DEFAULT_LANGEVIN = LangevinConfig(steps=50, step_size=0.1, noise_std=0.01, prior_weight=0.1)
 
 
 def unet_config(block_out_channels: tuple[int, ...], side: int = 16) -> dict:
