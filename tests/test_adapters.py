@@ -206,7 +206,7 @@ def test_biggan_errors(tmp_path):
         load_generator_spec(f"biggan:{tmp_path}#truncation=2")
     with pytest.raises(TronError, match="unknown biggan option"):
         load_generator_spec(f"biggan:{tmp_path}#psi=0.4")
-    with pytest.raises(TronError, match="names a generator, not a encoder"):
+    with pytest.raises(TronError, match="names a generator, not an encoder"):
         load_encoder_spec(f"biggan:{tmp_path}")
 
 

@@ -90,7 +90,7 @@ def _pop_pickle(options: dict[str, Any], allow_pickle: bool) -> tuple[dict[str, 
 def _check_part(adapter: AdapterSpec, part: str, spec: str) -> None:
     want = ADAPTERS[adapter.scheme]
     if want is not None and want != part:
-        raise TronError(f"{spec!r} names a {want}, not a {part}")
+        raise TronError(f"{spec!r} names a {want}, not an {part}" if part == "encoder" else f"{spec!r} names an {want}, not a {part}")
 
 
 def component_dir(spec: str, part: str) -> Path:
