@@ -370,18 +370,27 @@ def plot(agg: list[dict], world: str, path: Path) -> None:
 
     key = "accuracy_full" if world == "shapes" else "accuracy"
     rows = [r for r in agg if r["world"] == world and key in r]
-    fig, axes = plt.subplots(1, 2, figsize=(12, 5.2), sharey=True)
+    fig, axes = plt.subplots(1, 3, figsize=(17, 5.2))
     for method in dict.fromkeys(r["method"] for r in rows):
         rs = sorted((r for r in rows if r["method"] == method), key=lambda r: r["evaluations"])
-        y = [100 * r[key] for r in rs]
-        err = [100 * r[key + "_std"] for r in rs]
-        for ax, xkey, scale in ((axes[0], "evaluations", 1), (axes[1], "seconds_per_sample", 1000)):
-            ax.errorbar([r[xkey] * scale for r in rs], y, yerr=err, marker="o", ms=4, capsize=3, label=rs[0]["label"])
-    axes[0].set_xscale("symlog", linthresh=1)
+        evals = [r["evaluations"] for r in rs]
+        color = f"C{[m.key for m in METHODS].index(method)}"  # one colour per method in every plot
+        kw = {"marker": "o", "ms": 4, "capsize": 3, "label": rs[0]["label"], "color": color}
+        axes[0].errorbar(evals, [100 * r[key] for r in rs], yerr=[100 * r[key + "_std"] for r in rs], **kw)
+        axes[1].errorbar([1000 * r["seconds_per_sample"] for r in rs], [100 * r[key] for r in rs],
+                         yerr=[100 * r[key + "_std"] for r in rs], **kw)
+        axes[2].errorbar(evals, [r["diversity"] for r in rs], yerr=[r["diversity_std"] for r in rs], **kw)
+    axes[0].set_xscale("log")
     axes[0].set_xlabel("G+f evaluations per sample")
     axes[1].set_xscale("log")
     axes[1].set_xlabel("wall time per sample (ms)")
-    axes[0].set_ylabel("judged all-attributes accuracy, full captions (%)" if world == "shapes" else "judged accuracy (%)")
+    axes[2].set_xscale("log")
+    axes[2].set_xlabel("G+f evaluations per sample")
+    axes[2].set_ylabel("diversity / real (1 = as varied as real images)")
+    axes[2].axhline(1.0, color="grey", lw=0.8, ls="--")
+    ylabel = "judged all-attributes accuracy, full captions (%)" if world == "shapes" else "judged accuracy (%)"
+    axes[0].set_ylabel(ylabel)
+    axes[1].set_ylabel(ylabel)
     for ax in axes:
         ax.grid(alpha=0.3)
     handles, labels = axes[0].get_legend_handles_labels()
@@ -456,6 +465,9 @@ def write_outputs(out: Path, rows: list[dict], agg: list[dict], info: dict) -> N
           "Mean ± std over seeds (each seed draws its own prompt subset and its own samples). "
           "Definitions (G+f evaluations, diversity, energies) are in the docstring of "
           "`benchmarks/quality_vs_compute.py`.\n"]
+    notes = [f"[{n}]({n})" for n in ("findings.md", "sweep.md", "sweep_baseline.md", "sweep_digits.md") if (out / n).is_file()]
+    if notes:
+        md.append(f"What the numbers mean and how the settings were chosen: {', '.join(notes)}.\n")
     tg = targets(agg)
     if tg:
         md += ["## Targets (shapes)\n", *tg, ""]
@@ -466,7 +478,7 @@ def write_outputs(out: Path, rows: list[dict], agg: list[dict], info: dict) -> N
 
 
 # ----------------------------------------------------------------------------------------------
-# Tuning TR0N within the method: one setting at a time
+# Tuning a method's settings, one at a time
 
 
 SWEEPABLE = ("std_scale", "step_size", "noise_std", "prior_weight")
@@ -475,7 +487,7 @@ SWEEPABLE = ("std_scale", "step_size", "noise_std", "prior_weight")
 def sweep(args, size: Size) -> None:
     from tron.world import load_world, resolve_world_path
 
-    tron = next(m for m in METHODS if m.key == "tron")
+    method = next(m for m in METHODS if m.key == args.sweep_method)
     rows, t_start = [], time.perf_counter()
     for name in args.world or ["shapes"]:
         spec = f"zoo:{name}"
@@ -495,7 +507,7 @@ def sweep(args, size: Size) -> None:
                 langevin = replace(base, **{param: value}) if param != "std_scale" else base
                 scale = value if param == "std_scale" else base_scale
                 for seed, task in tasks.items():
-                    for r in run_method(tron, world, task, None, size, seed, args.adam_lr, scale, langevin):
+                    for r in run_method(method, world, task, None, size, seed, args.adam_lr, scale, langevin):
                         r.update(method=f"{param}={value:g}", label=f"{param}={value:g}", sweep_param=param, sweep_value=value)
                         rows.append(r)
                 line = [r for r in rows if r["method"] == f"{param}={value:g}" and r["world"] == name]
@@ -508,7 +520,7 @@ def sweep(args, size: Size) -> None:
     info = {"command": f".venv/bin/python benchmarks/quality_vs_compute.py {argv_used}", "machine": machine(),
             "size": asdict(size), "seconds": time.perf_counter() - t_start}
     (args.out / "sweep.json").write_text(json.dumps({"info": info, "rows": rows, "aggregate": agg}, indent=1) + "\n")
-    md = ["# TR0N settings sweep\n", f"Command: `{info['command']}`  ", f"Seeds: {', '.join(map(str, size.seeds))}; "
+    md = [f"# Settings sweep: {method.label}\n", f"Command: `{info['command']}`  ", f"Seeds: {', '.join(map(str, size.seeds))}; "
           f"{info['seconds']:.0f} s on {info['machine']['nproc']} CPUs ({info['machine']['cpu']}), torch {info['machine']['torch']}\n"]
     for w in dict.fromkeys(r["world"] for r in agg):
         md += [f"## {w}\n", markdown_table(agg, w), ""]
@@ -536,8 +548,11 @@ def main(argv=None) -> None:
     p.add_argument("--step-size", type=float, help="Langevin step size (default: the world's)")
     p.add_argument("--noise-std", type=float, help="Langevin noise std (default: the world's)")
     p.add_argument("--sweep", action="append", metavar="PARAM=V1,V2,...",
-                   help="instead of the comparison, sweep one TR0N setting (std_scale, step_size, noise_std, "
-                        "prior_weight) with the others at their defaults; writes sweep.md and sweep.json; repeatable")
+                   help="instead of the comparison, sweep one setting (std_scale, step_size, noise_std, prior_weight) of "
+                        "--sweep-method with the others at their defaults; writes sweep.md and sweep.json; repeatable")
+    p.add_argument("--sweep-method", default="tron", choices=["tron", "langevin", "langevin-aug"],
+                   help="the method --sweep tunes (default tron)")
+    p.add_argument("--replot", action="store_true", help="rewrite the table and plots from OUT/results.json, no sampling")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument("--cache", type=Path, help="MSE translator cache (default: OUT/cache)")
@@ -554,6 +569,9 @@ def main(argv=None) -> None:
                  "per_prompt": args.per_prompt, "per_label": args.per_label, "candidates": args.candidates}
     size = replace(size, **{k: v for k, v in overrides.items() if v is not None})
     cache = args.cache or args.out / "cache"
+    if args.replot:
+        doc = json.loads((args.out / "results.json").read_text())
+        return write_outputs(args.out, doc["rows"], aggregate(doc["rows"]), doc["info"])
     if args.sweep:
         return sweep(args, size)
     started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
