@@ -30,13 +30,17 @@ class SampleResult:
 
 
 class Sampler:
-    def __init__(self, generator: Generator, encoder: Encoder, translator: Translator | None = None) -> None:
+    def __init__(self, generator: Generator, encoder: Encoder, translator: Translator | None = None,
+                 translator_std_scale: float = 1.0) -> None:
         if translator is not None:
             if translator.config.latent_dim != generator.latent_dim:
                 raise ConditionError(f"translator latent_dim {translator.config.latent_dim} != generator latent_dim {generator.latent_dim}")
             if translator.config.cond_dim != encoder.embed_dim:
                 raise ConditionError(f"translator cond_dim {translator.config.cond_dim} != encoder embed_dim {encoder.embed_dim}")
         self.generator, self.encoder, self.translator = generator, encoder, translator
+        # Scales the mixture's shared std when drawing z0: below 1 starts chains nearer the
+        # component means, for translators whose learned std is broad (a world.json setting).
+        self.translator_std_scale = translator_std_scale
 
     @property
     def device(self) -> torch.device:
@@ -49,7 +53,7 @@ class Sampler:
         if init == "translator":
             if self.translator is None:
                 raise ConditionError("init='translator' needs a translator")
-            return self.translator.sample(c, generator=rng)
+            return self.translator.sample(c, generator=rng, std_scale=self.translator_std_scale)
         if init == "prior":
             return self.generator.sample_latents(len(c), rng, prior)
         raise ValueError(f"init must be one of {INITS}, got {init!r}")

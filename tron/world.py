@@ -2,7 +2,7 @@
 
 On disk a world is a directory:
 
-    world.json        {"name", "description", "langevin": {...}, "batch_size"}
+    world.json        {"name", "description", "langevin": {...}, "translator_std_scale", "batch_size"}
     generator/        config.json + model.safetensors
     encoder/          config.json + model.safetensors
     translator/       config.json + model.safetensors (metadata holds G's and f's fingerprints)
@@ -41,9 +41,10 @@ class World:
     langevin: LangevinConfig = field(default_factory=LangevinConfig)
     description: str = ""
     fingerprints: dict[str, str] = field(default_factory=dict)  # {"generator": ..., "encoder": ...}
+    translator_std_scale: float = 1.0  # see Sampler
 
     def sampler(self) -> Sampler:
-        return Sampler(self.generator, self.encoder, self.translator)
+        return Sampler(self.generator, self.encoder, self.translator, self.translator_std_scale)
 
 
 def list_zoo() -> list[str]:
@@ -69,7 +70,7 @@ def resolve_world_path(spec: str | os.PathLike) -> Path:
 
 def _import_zoo_models() -> None:
     # Registers the zoo's generator and encoder classes by name.
-    from . import clip  # noqa: F401
+    from . import adapters, clip  # noqa: F401  (adapters: zoo worlds such as digits-cm use their kinds)
     from .zoo import digits, shapes  # noqa: F401
 
 
@@ -112,4 +113,5 @@ def load_world(spec: str | os.PathLike, device: str | torch.device = "cpu",
         langevin=langevin,
         description=doc.get("description", ""),
         fingerprints=fps,
+        translator_std_scale=float(doc.get("translator_std_scale", 1.0)),
     )
