@@ -82,7 +82,10 @@ BUDGETS = {
 
 # Sampling defaults shipped in world.json and the encoder's energy augmentations: chosen by the
 # measurements in docs/shapes.md.
-DEFAULT_LANGEVIN = LangevinConfig(steps=30, step_size=0.5, noise_std=0.01, prior_weight=0.01)
+DEFAULT_LANGEVIN = LangevinConfig(steps=25, step_size=0.05, noise_std=0.01, prior_weight=0.01)
+# The translator's shared std is close to 1 in every latent direction (p(z|c) of a GAN behind a
+# mapping network is not axis-aligned), so z0 is drawn from the mixture with its std scaled by this.
+TRANSLATOR_STD_SCALE = 0.15
 DEFAULT_AUGMENT = AugmentConfig(num=4, max_shift=2, cutout=0.0, color=0.0)
 COND_NOISE_STD = 0.2  # Gaussian noise on the normalised CLIP image embedding while training the translator
 
@@ -156,17 +159,21 @@ def train_autoencoder(steps: int, batch: int, seed: int, log: Log, code_dim: int
 
 
 def train_latent_gan(codes: torch.Tensor, mapping: torch.nn.Module, steps: int, batch: int, gen: torch.Generator,
-                     log: Log, latent_dim: int, pack: int = 4, ema_decay: float = 0.999,
+                     log: Log, latent_dim: int, pack: int = 4, ema_decay: float = 0.999, decay_from: float = 1.0,
                      callback: Callable[[int, torch.nn.Module], None] | None = None) -> torch.nn.Module:
     """Stage 2: hinge-loss GAN in code space between N(0, I) through `mapping` and the codes of
     real images, with a spectral-normalised critic on packs of codes. Returns an exponential
     moving average of the mapping network. Steps are cheap (MLPs on 16-d codes), so it can
-    afford the tens of thousands that sharp boundaries between the 210 combinations need."""
+    afford the tens of thousands that sharp boundaries between the 210 combinations need.
+    After `decay_from` of the steps both learning rates fall linearly to zero."""
     critic = S.CodeCritic(codes.shape[1], 256, pack)
     ema = copy.deepcopy(mapping).eval()
     opt_g = torch.optim.Adam(mapping.parameters(), lr=2e-4, betas=(0.0, 0.9))
     opt_c = torch.optim.Adam(critic.parameters(), lr=2e-4, betas=(0.0, 0.9))
     batch -= batch % pack
+    decay_start = int(decay_from * steps)
+    schedule = lambda step: 1.0 if step < decay_start else max(0.0, (steps - step) / max(1, steps - decay_start))  # noqa: E731
+    scheds = [torch.optim.lr_scheduler.LambdaLR(o, schedule) for o in (opt_g, opt_c)]
     t0 = time.time()
     for step in range(steps):
         real = codes[torch.randint(0, len(codes), (batch,), generator=gen)]
@@ -179,6 +186,8 @@ def train_latent_gan(codes: torch.Tensor, mapping: torch.nn.Module, steps: int, 
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         opt_g.step()
+        for sched in scheds:
+            sched.step()
         decay = min(ema_decay, (1 + step) / (10 + step))
         with torch.no_grad():
             for pe, p in zip(ema.parameters(), mapping.parameters()):
@@ -352,10 +361,11 @@ def train_translator(out: Path, pairs: int, epochs: int, hidden: int, seed: int,
 def write_world_file(out: Path) -> None:
     world = {
         "name": "shapes",
-        "description": "procedural 32x32 shapes: DCGAN G, open_clip CLIP f (text and image conditions), GMM translator",
+        "description": "procedural 32x32 shapes: latent GAN G, open_clip CLIP f (text and image conditions), GMM translator",
         "condition": "text",
         "judge": "judge",
         "langevin": asdict(DEFAULT_LANGEVIN),
+        "translator_std_scale": TRANSLATOR_STD_SCALE,
     }
     (out / WORLD_FILE).write_text(json.dumps(world, indent=2) + "\n")
 
@@ -388,7 +398,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     if "judge" in stages:
         t = time.time()
-        judge, metrics = train_judge(budget.judge_steps, budget.judge_batch, args.seed + 2, log, budget.judge_width,
+        judge, metrics = train_judge(budget.judge_steps, budget.judge_batch, args.seed, log, budget.judge_width,
                                      held_out=5000 if args.budget == "full" else 16)
         S.save_judge(judge, out / "judge", metadata={**recipe, **metrics})
         results["judge"] = {**metrics, "seconds": time.time() - t}
