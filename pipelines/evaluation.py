@@ -61,8 +61,10 @@ def evaluate_translator(generator_spec: str, encoder_spec: str, translator_dir: 
     check_translator_fits(translator, {"generator": component_fingerprint(generator_spec, "generator"),
                                        "encoder": component_fingerprint(encoder_spec, "encoder")}, translator_dir)
     langevin = world_langevin(generator_spec, encoder_spec)
+    doc = world_doc(generator_spec, encoder_spec)
+    std_scale = float(doc.get("translator_std_scale", 1.0))
     c = conditions if conditions is not None else fixed_conditions(f, dataset)
-    sampler = Sampler(g, f, translator)
+    sampler = Sampler(g, f, translator, std_scale)
     summary: dict = {}
     for steps in (0, langevin.steps):
         res = sampler.sample(c, n, LangevinConfig(**{**asdict(langevin), "steps": steps}), seed=seed)
@@ -72,13 +74,24 @@ def evaluate_translator(generator_spec: str, encoder_spec: str, translator_dir: 
             summary["energy_mean_final"] = float(res.energies.mean())
             if grid_path is not None:
                 save_grid(res.images, grid_path, nrow=n, upscale=2)
-    if world_doc(generator_spec, encoder_spec).get("name") == "digits":  # a world with a judge
+    world = World(doc.get("name", ""), g, f, translator, langevin, translator_std_scale=std_scale)
+    if doc.get("name") == "digits":  # worlds with a judge
         from tron.evaluation import default_methods, evaluate_digits
 
-        world = World("digits", g, f, translator, langevin)
         rows = evaluate_digits(world, n_per_label=max(n, 10), seed=seed, methods=default_methods(langevin.steps)[:2],
                                langevin=langevin)
         summary["judged_accuracy_T0"] = rows[0]["accuracy"]
         summary["judged_accuracy"] = rows[1]["accuracy"]
         summary["diversity_ratio"] = rows[1]["diversity_ratio"]
+    elif doc.get("name") == "shapes" and doc.get("judge"):
+        from tron.evaluation import default_methods, evaluate_prompts
+        from tron.world import resolve_world_path
+        from tron.zoo import shapes
+
+        judge = shapes.load_judge(resolve_world_path(generator_spec) / doc["judge"])
+        prompts = shapes.full_prompt_set()[::7]  # 30 of the 210 full captions, every shape, colour, size, position
+        rows = evaluate_prompts(world, judge, prompts, n_per_prompt=max(2, n // 2), seed=seed,
+                                methods=default_methods(langevin.steps)[:2], langevin=langevin)
+        summary["judged_accuracy_T0"] = rows[0]["accuracy"]
+        summary["judged_accuracy"] = rows[1]["accuracy"]
     return summary
