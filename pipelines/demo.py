@@ -3,8 +3,9 @@
     make demo            # = .venv/bin/python -m pipelines.demo
 
 local Ray -> build a pair dataset (Parquet) -> Ray Train -> MLflow run and registry -> evaluate
--> promote to `champion` -> sample every digit with the champion into a PNG grid -> print where to
-look. Rerunning reuses finished work: the champion is up to date, so only the sampling runs again.
+-> promote to `champion`, for the digits world (labels) and the shapes world (text prompts through
+CLIP) -> sample each champion into a PNG grid -> print where to look. Rerunning reuses finished
+work: the champions are up to date, so only the sampling runs again.
 """
 from __future__ import annotations
 
@@ -15,60 +16,111 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from pipelines.common import ArgumentParser, init_ray, run_main  # noqa: E402
+from tron.errors import TronError  # noqa: E402
+
+
+# The prompts the shapes champion draws into outputs/shapes_champion.png (one row each).
+PROMPTS = [
+    "a small red circle in the top left",
+    "a large blue square in the center",
+    "a small yellow triangle in the bottom right",
+    "a large white circle in the bottom left",
+    "a green triangle",
+    "a large magenta shape in the top right",
+]
 
 
 def build_parser() -> ArgumentParser:
     p = ArgumentParser(prog="demo.py", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default="outputs", help="folder for data, checkpoints, state and grids")
-    p.add_argument("--num-pairs", type=int, default=50_000)
+    p.add_argument("--num-pairs", type=int, default=50_000, help="pairs per world")
     p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--worlds", default="digits,shapes", help="zoo worlds to run, comma-separated")
     p.add_argument("--tracking-uri", default=None, help="default: MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here")
     p.add_argument("--force", action="store_true", help="retrain even if the champion is up to date")
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    import mlflow
+def pair_configs(worlds: list[str], num_pairs: int, epochs: int, out: Path) -> list[dict]:
+    """One retrain pair per zoo world, with the training settings its zoo translator was made with."""
+    storage = f"--storage-path {out / 'ray_results'}"
+    known = {
+        "digits": {"train_args": f"--epochs {epochs} --sample-labels --label-temperature 0.5 {storage}",
+                   "gate": {"min_judged_accuracy": 0.9}},
+        # CLIP image embeddings with noise (std 0.2) so that text prompts work (TR0N's modality gap fix)
+        "shapes": {"train_args": f"--epochs {epochs} --hidden-dim 256 --num-blocks 2 --num-components 10 "
+                                 f"--normalize-condition --cond-noise-std 0.2 {storage}",
+                   "gate": {"min_judged_accuracy": 0.8}},
+    }
+    unknown = [w for w in worlds if w not in known]
+    if unknown:
+        raise TronError(f"--worlds: unknown {unknown}; choose from {sorted(known)}")
+    return [{"generator": f"zoo:{w}", "num_pairs": num_pairs, "train_args": known[w]["train_args"].split(),
+             "gate": known[w]["gate"]} for w in worlds]
 
-    from pipelines import retrain
+
+def champion_grid(world_name: str, out: Path) -> tuple[str, Path | None]:
+    """Sample the registered champion into a PNG grid: every digit, or the shapes prompts."""
     from pipelines.train_translator import registered_model_name
     from tron.images import save_grid
     from tron.uris import resolve_local_dir
     from tron.world import load_world
 
-    args = build_parser().parse_args(argv)
-    out = Path(args.out).resolve()
-    t0 = time.perf_counter()
-    if args.tracking_uri:
-        mlflow.set_tracking_uri(args.tracking_uri)
-    init_ray(num_cpus=None)
-    world = "zoo:digits"
-    rc = retrain.main(["--generator", world, "--num-pairs", str(args.num_pairs),
-                       "--train-args", f"--epochs {args.epochs} --sample-labels --label-temperature 0.5 "
-                                       f"--storage-path {out / 'ray_results'}",
-                       "--min-judged-accuracy", "0.9", "--data-root", str(out / "data"), "--state-dir", str(out / "state"),
-                       *(["--force"] if args.force else [])])
-    model = registered_model_name(world, world)
-    uri = f"models:/{model}@champion"
+    spec = f"zoo:{world_name}"
+    uri = f"models:/{registered_model_name(spec, spec)}@champion"
     try:
         translator_dir = resolve_local_dir(uri)
     except Exception as exc:  # no champion: the gate rejected every candidate so far
-        print(f"[demo] no champion to sample from ({exc}); see the gate's reasons above", file=sys.stderr)
-        return rc or 3
-    w = load_world(world, translator=translator_dir)
-    c = w.encoder.condition_from_labels(list(range(10)))
+        print(f"[demo] {world_name}: no champion to sample from ({exc}); see the gate's reasons above", file=sys.stderr)
+        return uri, None
+    w = load_world(spec, translator=translator_dir)
+    if world_name == "digits":
+        c, rows = w.encoder.condition_from_labels(list(range(10))), 10
+    else:
+        c, rows = w.encoder.condition_from_text(PROMPTS), len(PROMPTS)
     res = w.sampler().sample(c, 8, w.langevin, seed=0)
-    images = res.images.view(10, 8, *res.images.shape[1:]).transpose(0, 1).reshape(-1, *res.images.shape[1:])
-    grid = save_grid(images, out / "digits_champion.png", nrow=10, upscale=4)
+    images = res.images.view(rows, 8, *res.images.shape[1:])
+    if world_name == "digits":  # digits side by side, 8 rows of samples
+        images = images.transpose(0, 1)
+    grid = save_grid(images.reshape(-1, *res.images.shape[1:]), out / f"{world_name}_champion.png",
+                     nrow=rows if world_name == "digits" else 8, upscale=4 if world_name == "digits" else 3)
+    if world_name == "shapes":
+        (out / "shapes_champion.txt").write_text("rows of shapes_champion.png, top to bottom:\n" + "\n".join(PROMPTS) + "\n")
+    return uri, grid
+
+
+def main(argv: list[str] | None = None) -> int:
+    import json
+
+    import mlflow
+
+    from pipelines import retrain
+
+    args = build_parser().parse_args(argv)
+    out = Path(args.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    if args.tracking_uri:
+        mlflow.set_tracking_uri(args.tracking_uri)
+    worlds = [w.strip() for w in args.worlds.split(",") if w.strip()]
+    config = out / "retrain.json"
+    config.write_text(json.dumps({"pairs": pair_configs(worlds, args.num_pairs, args.epochs, out),
+                                  "data_root": str(out / "data"), "state_dir": str(out / "state")}, indent=2) + "\n")
+    init_ray(num_cpus=None)
+    rc = retrain.main(["--config", str(config), *(["--force"] if args.force else [])])
+    grids = [(w, *champion_grid(w, out)) for w in worlds]
     tracking = mlflow.get_tracking_uri()
     print(f"\n[demo] done in {time.perf_counter() - t0:.0f} s")
-    print(f"  samples from {uri}:  {grid}")
-    print(f"  datasets:             {out / 'data'}")
+    for world_name, uri, grid in grids:
+        if grid is not None:
+            print(f"  {world_name:7s} samples from {uri}:  {grid}")
+    print(f"  prompts of the shapes grid: {out / 'shapes_champion.txt'}" if "shapes" in worlds else "", end="")
+    print(f"\n  datasets:             {out / 'data'}")
     print(f"  Ray Train checkpoints {out / 'ray_results'}")
-    print(f"  workflow state:       {out / 'state'}")
+    print(f"  workflow state:       {out / 'state'}  (retrain config: {config})")
     print(f"  MLflow runs/registry: {tracking}")
     print(f"  browse them with:     .venv/bin/mlflow ui --backend-store-uri {tracking} --port 5001")
-    return rc
+    return rc if all(grid is not None for _, _, grid in grids) else (rc or 3)
 
 
 if __name__ == "__main__":
