@@ -37,6 +37,13 @@ TIGHT = ServeConfig(max_batch_size=1, max_ongoing_requests=1, max_queued_request
                     sampler_num_cpus=0.3, request_timeout_s=5)
 
 
+def world_steps(spec: str) -> int:
+    """The Langevin steps a world ships as its default (world.json)."""
+    from tron.world import WORLD_FILE, resolve_world_path
+
+    return json.loads((resolve_world_path(spec) / WORLD_FILE).read_text())["langevin"]["steps"]
+
+
 def png_b64(array: np.ndarray) -> str:
     buffer = io.BytesIO()
     Image.fromarray(array).save(buffer, format="PNG")
@@ -83,12 +90,7 @@ def test_model_description_names_fingerprints_and_version(digits_model):
 
 def test_zoo_shapes_takes_text_images_and_prompts():
     """The shipped CLIP world, without Ray: the same ServedModel a sampler replica holds."""
-    from tron.errors import TronError
-
-    try:
-        model = ServedModel(ServeConfig(world="zoo:shapes"))
-    except TronError as exc:
-        pytest.skip(f"zoo:shapes cannot be served yet (the shapes issue): {exc}")
+    model = ServedModel(ServeConfig(world="zoo:shapes"))
     assert model.description["conditions"] == ["text", "prompts", "image"]
     jobs = [Job("text", "a small red circle in the top left", num_samples=2, steps=3, seed=0),
             Job("prompts", [("text", "a red circle", 1.0), ("text", "a large shape", -0.5)], num_samples=1, steps=3)]
@@ -244,7 +246,7 @@ def test_label_round_trip_is_deterministic_per_seed(served):
     other = post(url, {"label": 7, "num_samples": 3, "steps": 20, "seed": 12}).json()
     assert other["images"] != body["images"]
     default = post(url, {"label": 2}).json()
-    assert default["steps"] == 50 and len(default["images"]) == 1
+    assert default["steps"] == world_steps("zoo:digits") and len(default["images"]) == 1
 
 
 def test_concurrent_requests_share_batches_and_keep_their_own_samples(served):
@@ -346,7 +348,7 @@ def test_health_ready_model_and_openapi(served):
     ready = requests.get(f"{url}/v1/ready", timeout=10).json()
     model = requests.get(f"{url}/v1/model", timeout=10).json()
     assert ready["ready"] is True and ready["version"] == model["version"]
-    assert model["limits"]["max_samples"] == 8 and model["langevin"]["steps"] == 50
+    assert model["limits"]["max_samples"] == 8 and model["langevin"]["steps"] == world_steps("zoo:digits")
     spec = requests.get(f"{url}/openapi.json", timeout=10).json()
     assert {"/v1/generate", "/v1/health", "/v1/ready", "/v1/model"} <= set(spec["paths"])
     request_schema = spec["components"]["schemas"]["GenerateRequest"]
