@@ -27,7 +27,7 @@ def build_parser() -> ArgumentParser:
     p = ArgumentParser(prog="build_dataset.py", description=__doc__.split("\n\n")[0])
     p.add_argument("--generator", default="zoo:digits", help="generator spec: zoo:NAME or a checkpoint directory")
     p.add_argument("--encoder", default=None, help="encoder spec (default: same as --generator)")
-    p.add_argument("--prior", default="normal", help="normal | truncated-normal[:BOUND]")
+    p.add_argument("--prior", default="normal", help="normal | truncated-normal[:BOUND] | hubness:k=5,t=50,m=10000")
     p.add_argument("--num-pairs", type=int, default=100_000)
     p.add_argument("--rows-per-shard", type=int, default=10_000)
     p.add_argument("--out", required=True, help="dataset URI: a local directory or s3://bucket/prefix")
