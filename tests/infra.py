@@ -102,3 +102,39 @@ def mlflow_server(tmp_dir: Path, artifacts_destination: str | None = None, env: 
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+def retrain_workspace(tmp_path_factory, zoo: str):
+    """For a module fixture (`yield from`): a copy of zoo:NAME and a SQLite MLflow store in a
+    fresh folder, as (root, world, tracking URI); the process-wide tracking URI is reset after."""
+    import shutil
+
+    import mlflow
+
+    from tron.world import resolve_world_path
+
+    root = tmp_path_factory.mktemp(f"retrain_{zoo}")
+    world = root / zoo
+    shutil.copytree(resolve_world_path(f"zoo:{zoo}"), world)
+    tracking = f"sqlite:///{root / 'mlflow.db'}"
+    mlflow.set_tracking_uri(tracking)
+    yield root, world, tracking
+    mlflow.set_tracking_uri(None)
+
+
+def retrain_argv(setup, num_pairs: int, train_args: str, *extra, gate: str = "0.0") -> list[str]:
+    """pipelines/retrain.py arguments for the single pair of a retrain_workspace."""
+    root, world, tracking = setup
+    return ["--generator", str(world), "--num-pairs", str(num_pairs), "--train-args", train_args,
+            "--min-judged-accuracy", gate, "--energy-margin", "10", "--data-root", str(root / "data"),
+            "--state-dir", str(root / "state"), "--tracking-uri", tracking, *extra]
+
+
+def champion(setup):
+    """The registered `champion` version of a retrain_workspace's pair."""
+    import mlflow
+
+    from pipelines.train_translator import registered_model_name
+
+    name = registered_model_name(str(setup[1]), str(setup[1]))
+    return mlflow.MlflowClient(setup[2]).get_model_version_by_alias(name, "champion")

@@ -1,7 +1,6 @@
 """pipelines/retrain.py: encoder swap -> rebuild, retrain, evaluate, promote; durable steps; locks."""
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -9,46 +8,29 @@ from pathlib import Path
 import pytest
 import torch
 
+from infra import champion, retrain_argv, retrain_workspace
 from pipelines import retrain
 from pipelines.common import run_main
 from tron.encoders import load_encoder, save_encoder
-from tron.world import _import_zoo_models, resolve_world_path
+from tron.world import _import_zoo_models
 
 REPO = Path(__file__).resolve().parent.parent
-MODEL = None  # set by the fixture
 
 
 @pytest.fixture(scope="module")
 def setup(ray_cluster, tmp_path_factory):
-    import mlflow
-
-    root = tmp_path_factory.mktemp("retrain")
-    world = root / "digits"
-    shutil.copytree(resolve_world_path("zoo:digits"), world)
-    tracking = f"sqlite:///{root / 'mlflow.db'}"
-    mlflow.set_tracking_uri(tracking)
-    yield root, world, tracking
-    mlflow.set_tracking_uri(None)
+    yield from retrain_workspace(tmp_path_factory, "digits")
 
 
 def argv(setup, *extra, gate="0.0"):
-    root, world, tracking = setup
-    return ["--generator", str(world), "--num-pairs", "3000", "--train-args",
-            "--epochs 2 --batch-size 128 --hidden-dim 64 --num-blocks 1 --sample-labels --eval-samples 2",
-            "--min-judged-accuracy", gate, "--energy-margin", "10", "--data-root", str(root / "data"),
-            "--state-dir", str(root / "state"), "--tracking-uri", tracking, *extra]
+    return retrain_argv(setup, 3000, "--epochs 2 --batch-size 128 --hidden-dim 64 --num-blocks 1 --sample-labels --eval-samples 2",
+                        *extra, gate=gate)
 
 
 def model_name(setup):
     from pipelines.train_translator import registered_model_name
 
     return registered_model_name(str(setup[1]), str(setup[1]))
-
-
-def champion(setup):
-    import mlflow
-
-    return mlflow.MlflowClient(setup[2]).get_model_version_by_alias(model_name(setup), "champion")
 
 
 def swap_encoder(world: Path, scale: float) -> None:

@@ -1,18 +1,18 @@
 """Encoder swap for a CLIP world: the zoo CLIP's weights are replaced by a perturbed copy, so the
 shapes translator is stale; retrain rebuilds, retrains, judges and promotes, and a failed gate
 keeps the champion. The same workflow as the digits tests in test_retrain.py, with open_clip's f."""
-import shutil
 from pathlib import Path
 
 import pytest
 import torch
 
+from infra import champion, retrain_argv, retrain_workspace
 from pipelines import retrain
 from pipelines.common import run_main
 from tron.clip import save_open_clip
 from tron.components import component_fingerprint
 from tron.encoders import load_encoder
-from tron.world import _import_zoo_models, resolve_world_path
+from tron.world import _import_zoo_models
 
 TRAIN_ARGS = ("--epochs 2 --batch-size 256 --hidden-dim 64 --num-blocks 1 --num-components 10 "
               "--normalize-condition --cond-noise-std 0.2 --eval-samples 4")
@@ -20,31 +20,11 @@ TRAIN_ARGS = ("--epochs 2 --batch-size 256 --hidden-dim 64 --num-blocks 1 --num-
 
 @pytest.fixture(scope="module")
 def setup(ray_cluster, tmp_path_factory):
-    import mlflow
-
-    root = tmp_path_factory.mktemp("retrain_clip")
-    world = root / "shapes"
-    shutil.copytree(resolve_world_path("zoo:shapes"), world)
-    tracking = f"sqlite:///{root / 'mlflow.db'}"
-    mlflow.set_tracking_uri(tracking)
-    yield root, world, tracking
-    mlflow.set_tracking_uri(None)
+    yield from retrain_workspace(tmp_path_factory, "shapes")
 
 
 def argv(setup, *extra, gate="0.0"):
-    root, world, tracking = setup
-    return ["--generator", str(world), "--num-pairs", "2000", "--train-args", TRAIN_ARGS,
-            "--min-judged-accuracy", gate, "--energy-margin", "10", "--data-root", str(root / "data"),
-            "--state-dir", str(root / "state"), "--tracking-uri", tracking, *extra]
-
-
-def champion(setup):
-    import mlflow
-
-    from pipelines.train_translator import registered_model_name
-
-    name = registered_model_name(str(setup[1]), str(setup[1]))
-    return mlflow.MlflowClient(setup[2]).get_model_version_by_alias(name, "champion")
+    return retrain_argv(setup, 2000, TRAIN_ARGS, *extra, gate=gate)
 
 
 def perturb_clip(world: Path, seed: int) -> None:
