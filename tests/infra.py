@@ -138,3 +138,15 @@ def champion(setup):
 
     name = registered_model_name(str(setup[1]), str(setup[1]))
     return mlflow.MlflowClient(setup[2]).get_model_version_by_alias(name, "champion")
+
+
+def load_benchmark(name: str):
+    """benchmarks/NAME.py as a module (benchmarks/ is not a package)."""
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parent.parent / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module

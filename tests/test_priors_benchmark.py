@@ -1,25 +1,15 @@
 """Smoke test of benchmarks/priors.py at its --quick size (the real zoo worlds)."""
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from infra import load_benchmark
+
 FRACTIONS = ("judge_agrees", "coverage", "prior_langevin", "translator_only", "tron")
-
-
-def load_benchmark():
-    spec = importlib.util.spec_from_file_location("priors_benchmark", ROOT / "benchmarks" / "priors.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_quick_run_writes_a_row_per_world_and_prior(tmp_path):
     import torch
 
-    bench = load_benchmark()
+    bench = load_benchmark("priors")
     threads = torch.get_num_threads()
     try:  # one thread: two would crawl on a 2-core machine that runs other jobs
         bench.main(["--quick", "--threads", "1", "--out", str(tmp_path)])

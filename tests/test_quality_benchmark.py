@@ -1,27 +1,16 @@
 """Smoke test of benchmarks/quality_vs_compute.py at its --quick size (the real zoo worlds)."""
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def load_benchmark():
-    spec = importlib.util.spec_from_file_location("quality_vs_compute", ROOT / "benchmarks" / "quality_vs_compute.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+from infra import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
     import torch
 
-    bench = load_benchmark()
+    bench = load_benchmark("quality_vs_compute")
     out = tmp_path_factory.mktemp("quality")
     threads = torch.get_num_threads()
     try:
