@@ -4,12 +4,14 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-slow install clean browser
+.PHONY: demo test test-slow lint install clean browser
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -e '.[dev]'
+	# The face generator's package declares dependencies its generator does not use (wandb, ...).
+	$(VENV)/bin/pip install --quiet --no-deps gan-face-generate==1.1.1
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -21,7 +23,11 @@ demo: $(STAMP)
 browser:
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
 test: $(STAMP) browser
+	$(VENV)/bin/ruff check .
 	$(VENV)/bin/python -m pytest
 
 test-slow: $(STAMP) browser

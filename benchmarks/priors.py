@@ -75,7 +75,7 @@ def render(world, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def unconditional(world, prior, n: int, seed: int, judge, real_diversity: float) -> dict:
-    from tron.zoo.digits import mean_pairwise_distance
+    from tron.evaluation import mean_pairwise_distance
 
     render(world, world.generator.sample_latents(BATCH))  # warm-up, not timed
     t0 = time.perf_counter()
@@ -117,7 +117,7 @@ def conditional(world, prior, translator, langevin, per_label: int, seed: int, j
     g, f = world.generator, world.encoder
     tron = Sampler(g, f, translator, world.translator_std_scale)
     return {"prior_langevin": judged_accuracy(Sampler(g, f), judge, per_label, langevin, seed, "prior", prior),
-            "translator_only": judged_accuracy(tron, judge, per_label, replace(langevin, steps=0), seed, "translator"),
+            "translator_only": judged_accuracy(tron, judge, per_label, langevin.with_overrides(steps=0), seed, "translator"),
             "tron": judged_accuracy(tron, judge, per_label, langevin, seed, "translator")}
 
 
@@ -157,9 +157,10 @@ def main(argv=None) -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    from tron.evaluation import mean_pairwise_distance
     from tron.priors import parse_prior
     from tron.world import load_world
-    from tron.zoo.digits import fit_judge, load_digits_images, mean_pairwise_distance
+    from tron.zoo.digits import fit_judge, load_digits_images
 
     size = QUICK if args.quick else DEFAULT
     started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
@@ -169,8 +170,8 @@ def main(argv=None) -> None:
     rows, langevins, pairs_used = [], {}, {}
     for name, (priors, pairs) in WORLDS.items():
         world = load_world(f"zoo:{name}")
-        langevin = replace(world.langevin, steps=size.langevin_steps or world.langevin.steps)
-        langevins[name], pairs_used[name] = asdict(langevin), size.pairs or pairs
+        langevin = world.langevin.with_overrides(steps=size.langevin_steps or None)
+        langevins[name], pairs_used[name] = langevin.to_dict(), size.pairs or pairs
         for i, spec in enumerate(priors):
             t0 = time.perf_counter()
             prior = parse_prior(spec)

@@ -33,7 +33,6 @@ images; near 0 = one image per prompt.
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import math
 import platform
@@ -93,7 +92,7 @@ METHODS = [
 
 def methods_for(world) -> list[Method]:
     """A classifier f has no augmentations: its augmented variants would repeat the plain ones."""
-    if hasattr(world.encoder, "augment"):
+    if world.langevin.augment.num:
         return METHODS
     return [replace(m, augment=False, label=m.label.replace(", augmented", "").replace(" augmented", ""))
             for m in METHODS if m.key != "langevin-aug"]
@@ -127,7 +126,7 @@ class ShapesTask:
         self.real_diversity = torch.tensor([self._real_diversity(row, gen) for row in self.target])  # (P,)
 
     def _real_diversity(self, target: torch.Tensor, gen: torch.Generator, n: int = 32) -> float:
-        from tron.zoo.digits import mean_pairwise_distance
+        from tron.evaluation import mean_pairwise_distance
 
         attrs = self.S.sample_attributes(n, gen)
         named = target >= 0
@@ -155,7 +154,8 @@ class DigitsTask:
     _judge = None
 
     def __init__(self, world, world_dir: Path, size: Size, seed: int) -> None:
-        from tron.zoo.digits import fit_judge, load_digits_images, mean_pairwise_distance
+        from tron.evaluation import mean_pairwise_distance
+        from tron.zoo.digits import fit_judge, load_digits_images
 
         if DigitsTask._judge is None:
             DigitsTask._judge = fit_judge()[0]
@@ -177,7 +177,7 @@ class DigitsTask:
 
 
 def diversity_ratio(images: torch.Tensor, index: torch.Tensor, real: torch.Tensor) -> float:
-    from tron.zoo.digits import mean_pairwise_distance
+    from tron.evaluation import mean_pairwise_distance
 
     ratios = [mean_pairwise_distance(images[index == k]) / float(real[k]) for k in range(len(real)) if (index == k).sum() > 1]
     return sum(ratios) / len(ratios)
@@ -217,33 +217,27 @@ def mse_translator(world, cache: Path, size: Size, log=print):
 # Running one method: one chain to max(T), read at every T
 
 
-def energy_fns(world, c_rows: torch.Tensor):
-    """(augmented E, plain E) for conditions c_rows (N, k); for a classifier both are the same."""
-    g, f = world.generator, world.encoder
-    plain_f = f
-    if hasattr(f, "augment"):
-        from tron.clip import AugmentConfig
-
-        plain_f = copy.copy(f)  # shares the weights; only the views differ
-        plain_f.augment = AugmentConfig(num=0)
-    return (lambda z: f.energy(g.decode(z), c_rows)), (lambda z: plain_f.energy(g.decode(z), c_rows))
+def energy_fns(world, c_rows: torch.Tensor, langevin):
+    """(augmented E, plain E) for conditions c_rows (N, k), as tron.langevin.EnergyFn: the augmented
+    one averages over the Langevin config's views (drawn per step), the plain one sees the image."""
+    sampler = world.sampler()
+    return sampler.energy_fn(c_rows, langevin.augment), sampler.energy_fn(c_rows, None)
 
 
-def views(world, augmented: bool) -> int:
-    aug = getattr(world.encoder, "augment", None)
-    return max(1, aug.num) if augmented and aug is not None else 1
+def views(langevin, augmented: bool) -> int:
+    return langevin.augment.views if augmented else 1
 
 
 def run_method(method: Method, world, task, mse, size: Size, seed: int, adam_lr: float, std_scale: float,
                langevin=None) -> list[dict]:
     from tron.baselines import AdamConfig, adam_dynamics, best_of_m
-    from tron.langevin import langevin_step
+    from tron.langevin import langevin_dynamics
 
     g = world.generator
     langevin = langevin or world.langevin
     index = torch.arange(len(task.c)).repeat_interleave(task.per_condition)  # (N,)
     c_rows = task.c[index]
-    aug_e, plain_e = energy_fns(world, c_rows)
+    aug_e, plain_e = energy_fns(world, c_rows, langevin)
     drive = aug_e if method.augment else plain_e
     rng = torch.Generator().manual_seed(seed)
     n = len(index)
@@ -260,11 +254,10 @@ def run_method(method: Method, world, task, mse, size: Size, seed: int, adam_lr:
                 snapshots[want[i]] = (z.clone(), time.perf_counter() - t0, i)
 
         best_of_m(drive, lambda: g.sample_latents(n, rng), max(want), callback=keep)
-        chain = None
     elif method.init == "gmm":
-        z0 = world.translator.sample(c_rows, generator=rng, std_scale=std_scale)
+        z0 = world.translator.sample(c_rows, rng=rng, std_scale=std_scale)
     elif method.init == "mse":
-        z0 = mse.sample(c_rows, generator=rng)
+        z0 = mse.sample(c_rows, rng=rng)
     elif method.init == "prior":
         z0 = g.sample_latents(n, rng)
     elif method.init == "best-of-m":
@@ -274,28 +267,21 @@ def run_method(method: Method, world, task, mse, size: Size, seed: int, adam_lr:
         chain_time = [time.perf_counter() - t0]  # seconds before step t
         trajectory = {0: z0}
 
+        def record(t, z, e):
+            chain_time.append(time.perf_counter() - t0)
+            if t + 1 in steps:
+                trajectory[t + 1] = z.detach().clone()
+
         if method.optimizer == "langevin":
-            z = z0
-            for t in range(max(steps)):
-                noise = torch.randn(z.shape, generator=rng) if langevin.noise_std else None
-                z, _ = langevin_step(z, drive, langevin, noise)
-                chain_time.append(time.perf_counter() - t0)
-                if t + 1 in steps:
-                    trajectory[t + 1] = z
+            langevin_dynamics(z0, drive, langevin.with_overrides(steps=max(steps)), rng, project=g.project, callback=record)
         else:
             cfg = AdamConfig(steps=max(steps), lr=adam_lr, prior_weight=langevin.prior_weight, clamp=langevin.clamp)
-
-            def record(t, z, e):
-                chain_time.append(time.perf_counter() - t0)
-                if t + 1 in steps:
-                    trajectory[t + 1] = z
-
             adam_dynamics(z0, drive, cfg, callback=record)
         for t in steps:
             # The final evaluation of z_T (its image and the energy the method drives), timed on its own.
             t1 = time.perf_counter()
             with torch.no_grad():
-                drive(trajectory[t])
+                drive(trajectory[t], torch.arange(n), t)
             final = time.perf_counter() - t1
             evals = extra + t if method.init == "best-of-m" else t + 1
             snapshots[t] = (trajectory[t], chain_time[t] + final, evals)
@@ -305,9 +291,9 @@ def run_method(method: Method, world, task, mse, size: Size, seed: int, adam_lr:
         z, seconds, evals = snapshots[t]
         with torch.no_grad():
             x = g.decode(z)
-            e = plain_e(z)
+            e = plain_e(z, torch.arange(n), 0)
         row = {"world": task.name, "method": method.key, "label": method.label, "seed": seed, "T": t,
-               "evaluations": evals, "f_views": evals * views(world, method.augment),
+               "evaluations": evals, "f_views": evals * views(langevin, method.augment),
                "seconds_per_sample": seconds / n, "samples": n}
         row.update(task.measure(x, index, e))
         rows.append(row)
@@ -456,7 +442,7 @@ def write_outputs(out: Path, rows: list[dict], agg: list[dict], info: dict) -> N
     out.mkdir(parents=True, exist_ok=True)
     worlds = list(dict.fromkeys(r["world"] for r in agg))
     (out / "results.json").write_text(json.dumps({"info": info, "rows": rows, "aggregate": agg}, indent=1) + "\n")
-    md = [f"# Quality against compute\n", f"Command: `{info['command']}`  ",
+    md = ["# Quality against compute\n", f"Command: `{info['command']}`  ",
           f"Machine: {info['machine']['nproc']} CPUs ({info['machine']['cpu']}), torch {info['machine']['torch']} "
           f"with {info['machine']['torch_threads']} threads, Python {info['machine']['python']}  ",
           f"Seeds: {', '.join(map(str, info['size']['seeds']))}; run took {info['seconds']:.0f} s; started {info['started']}  ",
@@ -589,7 +575,7 @@ def main(argv=None) -> None:
         methods = [m for m in methods_for(world) if not args.method or m.key in args.method]
         mse = mse_translator(world, cache, size) if any(m.init == "mse" for m in methods) else None
         settings[name] = {"langevin": asdict(langevin), "translator_std_scale": std_scale, "adam_lr": args.adam_lr,
-                          "augment": asdict(world.encoder.augment) if hasattr(world.encoder, "augment") else None,
+                          "augment": langevin.augment.to_dict(),
                           "fingerprints": world.fingerprints}
         for seed in size.seeds:
             task = (ShapesTask if name == "shapes" else DigitsTask)(world, world_dir, size, seed)
@@ -597,7 +583,6 @@ def main(argv=None) -> None:
                 t0 = time.perf_counter()
                 rs = run_method(method, world, task, mse, size, seed, args.adam_lr, std_scale, langevin)
                 rows += rs
-                best = max(rs, key=lambda r: r["accuracy"])
                 print(f"{name} seed {seed} {method.key:13s} {time.perf_counter() - t0:6.1f} s  "
                       + "  ".join(f"T={r['T']}:{100 * r.get('accuracy_full', r['accuracy']):.0f}%" for r in rs), flush=True)
     agg = aggregate(rows)

@@ -103,7 +103,8 @@ def main(argv=None) -> int:
     import requests
     from ray import serve
 
-    from pipelines.serve import ServeConfig, build_app
+    from pipelines.serve.config import ServeConfig
+    from pipelines.serve.deployments import build_app
 
     levels = [int(c) for c in args.clients.split(",")]
     batch_sizes = [int(b) for b in args.batch_sizes.split(",")]

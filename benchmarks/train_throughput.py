@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 def plain_loop(uri: str, epochs: int, batch: int) -> tuple[float, float]:
     import torch
 
-    from tron.dataset import is_validation_row, open_dataset
+    from tron.dataset import open_dataset
     from tron.training import TrainConfig, TranslatorLoss, make_optimizer, train_step
     from tron.translator import Translator, TranslatorConfig
 

@@ -13,8 +13,19 @@ import sys
 import time
 from dataclasses import asdict
 
-from tron.dataset import (DatasetError, DatasetIdentity, ShardCheck, check_shard, generate_shard, make_manifest,
-                          plan_shards, read_manifest, write_manifest, write_shard_files)
+from tron.dataset import (
+    DatasetError,
+    DatasetIdentity,
+    ShardCheck,
+    check_shard,
+    generate_shard,
+    make_manifest,
+    plan_shards,
+    read_manifest,
+    write_manifest,
+    write_shard_files,
+)
+from tron.errors import TronError
 from tron.priors import parse_prior
 from tron.storage import resolve
 
@@ -33,6 +44,8 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--out", required=True, help="dataset URI: a local directory or s3://bucket/prefix")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=1024, help="G/f batch inside a task (part of the identity)")
+    p.add_argument("--features", action="store_true",
+                   help="also store f's pooled features (column c_features) for image conditions, where f has them")
     p.add_argument("--num-cpus", type=float, default=1, help="CPUs per shard task")
     p.add_argument("--num-gpus", type=float, default=0, help="GPUs per shard task (used when > 0 and present)")
     p.add_argument("--max-in-flight", type=int, default=0, help="at most this many shard tasks at once (0: no limit)")
@@ -64,16 +77,25 @@ def write_shard(uri: str, identity_dict: dict, index: int, rows: int, num_cpus: 
     return check
 
 
-def make_identity(args) -> DatasetIdentity:
+def make_identity(args) -> tuple[DatasetIdentity, float]:
+    """The dataset's identity, and the raw scale of f's embeddings (for TR0N's condition noise)."""
     from tron.components import component_fingerprint, load_encoder_spec, load_generator_spec
+    from tron.encoders import FEATURES
+    from tron.pairs import column_name, condition_scale
 
     g, f = load_generator_spec(args.generator), load_encoder_spec(args.encoder)
-    return DatasetIdentity(
+    extra = {}
+    if args.features:
+        if FEATURES not in f.spaces:
+            raise DatasetError(f"--features: the encoder {args.encoder} has no pooled features")
+        extra[column_name(FEATURES)] = f.space_dim(FEATURES)
+    identity = DatasetIdentity(
         generator=args.generator, generator_fingerprint=component_fingerprint(args.generator, "generator"),
         encoder=args.encoder, encoder_fingerprint=component_fingerprint(args.encoder, "encoder"),
         prior=asdict(parse_prior(args.prior)), seed=args.seed, rows_per_shard=args.rows_per_shard,
-        batch_size=args.batch_size, latent_dim=g.latent_dim, cond_dim=f.embed_dim,
+        batch_size=args.batch_size, latent_dim=g.latent_dim, cond_dim=f.embed_dim, extra_columns=extra,
     )
+    return identity, condition_scale(g, f, seed=args.seed)
 
 
 def existing_shards(loc, identity: DatasetIdentity, plan: list[int]) -> dict[int, ShardCheck]:
@@ -88,6 +110,13 @@ def existing_shards(loc, identity: DatasetIdentity, plan: list[int]) -> dict[int
         recorded = {s["index"]: s["sha256"] for s in manifest["shards"] if s["rows"] == plan[s["index"]]} \
             if len(manifest["shards"]) <= len(plan) else {}
     return {i: check_shard(loc, identity, i, rows, recorded.get(i)) for i, rows in enumerate(plan)}
+
+
+def rate_text(rate: float) -> str:
+    """Pairs per second with meaningful precision: '12,345 pairs/s', '1.26 pairs/s', '0.0420 pairs/s'."""
+    if rate >= 100:
+        return f"{rate:,.0f} pairs/s"
+    return f"{rate:.3g} pairs/s"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -106,7 +135,7 @@ def run(argv: list[str] | None = None) -> dict:
         raise DatasetError("--num-cpus must be > 0 and --num-gpus >= 0")
     check_s3_bucket(args.out)
     loc = resolve(args.out)
-    identity = make_identity(args)
+    identity, scale = make_identity(args)
     plan = plan_shards(args.num_pairs, args.rows_per_shard)
     checks = existing_shards(loc, identity, plan)
     todo = [i for i, c in checks.items() if c.status != "ok"]
@@ -126,11 +155,11 @@ def run(argv: list[str] | None = None) -> dict:
         t0 = time.perf_counter()
         written = run_shards(args, loc.uri, identity, plan, todo, checks)
         seconds = time.perf_counter() - t0
-        manifest = make_manifest(identity, args.num_pairs, [checks[i] for i in range(len(plan))], code_version())
+        manifest = make_manifest(identity, args.num_pairs, [checks[i] for i in range(len(plan))], code_version(), scale)
         write_manifest(loc, manifest)
         rate = written / seconds if seconds > 0 else 0.0
         print(f"[build] done: {loc.uri}/manifest.json, {args.num_pairs} pairs in {len(plan)} shards; "
-              f"wrote {written} pairs in {seconds:.1f} s ({rate:,.0f} pairs/s)", flush=True)
+              f"wrote {written} pairs in {seconds:.1f} s ({rate_text(rate)})", flush=True)
         if run is not None:
             import mlflow
 
@@ -159,13 +188,22 @@ def run_shards(args, uri: str, identity: DatasetIdentity, plan: list[int], todo:
             pending[task.remote(uri, identity_dict, i, plan[i], args.num_cpus, args.num_gpus > 0)] = i
         done, _ = ray.wait(list(pending), num_returns=1)
         for ref in done:
-            pending.pop(ref)
-            check = ray.get(ref)
+            index = pending.pop(ref)
+            try:
+                check = ray.get(ref)
+            except ray.exceptions.RayTaskError as exc:  # the task's own error, in one line
+                for other in pending:
+                    ray.cancel(other)
+                cause = exc.cause if isinstance(exc.cause, Exception) else exc
+                if isinstance(cause, TronError):
+                    raise type(cause)(str(cause)) from None
+                lines = [line for line in str(cause).strip().splitlines() if line.strip()]
+                raise DatasetError(f"shard {index} failed: {lines[-1] if lines else type(cause).__name__}") from None
             checks[check.index] = check
             written += check.rows
             elapsed = time.perf_counter() - t0
             finished = sum(c.status == "ok" for c in checks.values())
-            print(f"[build] shards {finished}/{len(plan)} done, {written / elapsed:,.0f} pairs/s", flush=True)
+            print(f"[build] shards {finished}/{len(plan)} done, {rate_text(written / elapsed)}", flush=True)
     return written
 
 

@@ -18,7 +18,6 @@ if __package__ in (None, ""):
 from pipelines.common import ArgumentParser, init_ray, run_main  # noqa: E402
 from tron.errors import TronError  # noqa: E402
 
-
 # The prompts the shapes champion draws into outputs/shapes_champion.png (one row each).
 PROMPTS = [
     "a small red circle in the top left",
@@ -41,22 +40,19 @@ def build_parser() -> ArgumentParser:
     return p
 
 
+# The promotion gate per world; the translator's settings come from the world's own training
+# recipe (world.json "training"), which train_translator.py reads for zoo worlds.
+GATES = {"digits": {"min_judged_accuracy": 0.9}, "shapes": {"min_judged_accuracy": 0.8}}
+
+
 def pair_configs(worlds: list[str], num_pairs: int, epochs: int, out: Path) -> list[dict]:
-    """One retrain pair per zoo world, with the training settings its zoo translator was made with."""
-    storage = f"--storage-path {out / 'ray_results'}"
-    known = {
-        "digits": {"train_args": f"--epochs {epochs} --sample-labels --label-temperature 0.5 {storage}",
-                   "gate": {"min_judged_accuracy": 0.9}},
-        # CLIP image embeddings with noise (std 0.2) so that text prompts work (TR0N's modality gap fix)
-        "shapes": {"train_args": f"--epochs {epochs} --hidden-dim 256 --num-blocks 2 --num-components 10 "
-                                 f"--normalize-condition --cond-noise-std 0.2 {storage}",
-                   "gate": {"min_judged_accuracy": 0.8}},
-    }
-    unknown = [w for w in worlds if w not in known]
+    """One retrain pair per zoo world: the world's training recipe, with the demo's epochs."""
+    unknown = [w for w in worlds if w not in GATES]
     if unknown:
-        raise TronError(f"--worlds: unknown {unknown}; choose from {sorted(known)}")
-    return [{"generator": f"zoo:{w}", "num_pairs": num_pairs, "train_args": known[w]["train_args"].split(),
-             "gate": known[w]["gate"]} for w in worlds]
+        raise TronError(f"--worlds: unknown {unknown}; choose from {sorted(GATES)}")
+    return [{"generator": f"zoo:{w}", "num_pairs": num_pairs,
+             "train_args": ["--epochs", str(epochs), "--storage-path", str(out / "ray_results")], "gate": GATES[w]}
+            for w in worlds]
 
 
 def champion_grid(world_name: str, out: Path) -> tuple[str, Path | None]:
@@ -74,11 +70,13 @@ def champion_grid(world_name: str, out: Path) -> tuple[str, Path | None]:
         print(f"[demo] {world_name}: no champion to sample from ({exc}); see the gate's reasons above", file=sys.stderr)
         return uri, None
     w = load_world(spec, translator=translator_dir)
+    from tron import conditions
+
     if world_name == "digits":
-        c, rows = w.encoder.condition_from_labels(list(range(10))), 10
+        cond, rows = conditions.from_labels(w.encoder, list(range(10))), 10
     else:
-        c, rows = w.encoder.condition_from_text(PROMPTS), len(PROMPTS)
-    res = w.sampler().sample(c, 8, w.langevin, seed=0)
+        cond, rows = conditions.from_text(w.encoder, PROMPTS), len(PROMPTS)
+    res = w.sampler(cond.kind).sample(cond.c, 8, w.langevin, seed=0)
     images = res.images.view(rows, 8, *res.images.shape[1:])
     if world_name == "digits":  # digits side by side, 8 rows of samples
         images = images.transpose(0, 1)

@@ -1,97 +1,123 @@
-"""Evaluation shared by training (quick evaluation) and the retrain workflow (promotion gate)."""
+"""Evaluation shared by training (quick evaluation) and the retrain workflow (promotion gate).
+
+The quick evaluation is bounded (EvalBudget: conditions, Langevin steps, seconds), so that a
+full-size G and f (an ImageNet classifier has 1,000 classes) cannot hold a finished training
+hostage; its summary says what it covered.
+"""
 from __future__ import annotations
 
-import json
-from dataclasses import asdict
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 
-def fixed_conditions(encoder, dataset=None, count: int = 16):
-    """A fixed condition set for any world: every class for a classifier; otherwise the world's
-    evaluation prompts, or f's outputs on the first rows of the dataset."""
+@dataclass
+class EvalBudget:
+    conditions: int = 16  # at most this many fixed conditions (spread over a classifier's classes)
+    steps: int | None = None  # Langevin steps; None: the world's default, capped at max_steps
+    max_steps: int = 50
+    seconds: float = 300.0  # wall-clock budget of the whole evaluation; what is not done by then is skipped
+
+    def __post_init__(self) -> None:
+        if self.conditions < 1 or self.max_steps < 0 or not self.seconds > 0:
+            raise ValueError("the evaluation budget needs conditions >= 1, max_steps >= 0 and seconds > 0")
+
+
+def fixed_conditions(world, dataset=None, count: int = 16, kind: str | None = None):
+    """A fixed condition set for any world (tron.conditions.Condition): `count` classes spread
+    evenly over a classifier's; otherwise the encoder's evaluation prompts, or f's outputs on the
+    first rows of the dataset (for `kind` "image": its image-condition column)."""
     import torch
 
-    if hasattr(encoder, "condition_from_labels"):
-        return encoder.condition_from_labels(list(range(encoder.embed_dim)))
+    from tron import conditions
+
+    encoder = world.encoder
+    if kind == "image":
+        space = conditions.space_of(encoder, "image")
+        column = "c" if space == "main" else f"c_{space}"
+        if dataset is None:
+            raise ValueError("no fixed image conditions: give a dataset")
+        from tron.dataset import table_column
+
+        c = torch.from_numpy(table_column(dataset.read_shard(0), column)[:count].copy())
+        return conditions.Condition(torch.nn.functional.normalize(c, dim=-1), "image", space, "dataset image conditions")
+    if "label" in encoder.condition_kinds:
+        k = encoder.embed_dim
+        labels = sorted({round(i * k / min(count, k)) for i in range(min(count, k))})
+        return conditions.from_labels(encoder, labels)
     prompts = getattr(encoder, "evaluation_prompts", None)
-    if prompts and hasattr(encoder, "condition_from_text"):
-        return encoder.condition_from_text(list(prompts)[:count])
+    if prompts and "text" in encoder.condition_kinds:
+        return conditions.from_text(encoder, list(prompts)[:count])
     if dataset is None:
         raise ValueError("no fixed condition set: give a dataset")
-    return torch.from_numpy(dataset.read_shard(0).column("c").combine_chunks().flatten().to_numpy()
-                            .reshape(-1, encoder.embed_dim)[:count].copy())
+    c = torch.from_numpy(dataset.read_shard(0).column("c").combine_chunks().flatten().to_numpy()
+                         .reshape(-1, encoder.embed_dim)[:count].copy())
+    return conditions.Condition(torch.nn.functional.normalize(c, dim=-1), "image", "main", "dataset conditions")
 
 
-def world_doc(generator_spec: str, encoder_spec: str) -> dict:
-    """world.json when G and f come from one world (zoo:NAME or a world directory), else {}."""
-    from tron.world import WORLD_FILE, resolve_world_path
+def world_for(generator_spec: str, encoder_spec: str, translator_dir: str | Path, kind: str | None = None):
+    """A World of G, f and the translator (for conditions of `kind`, default the main one); with the
+    world's settings and judge when G and f come from one world (zoo:NAME or a world directory)."""
+    from tron.components import component_fingerprint, load_encoder_spec, load_generator_spec
+    from tron.translator import load_translator
+    from tron.world import DEFAULT, WORLD_FILE, World, WorldConfig, check_translator_fits, resolve_world_path
 
-    if generator_spec != encoder_spec:
-        return {}
-    try:
-        path = resolve_world_path(generator_spec) / WORLD_FILE
-    except Exception:  # a bare checkpoint directory: no world around it
-        return {}
-    return json.loads(path.read_text())
-
-
-def world_langevin(generator_spec: str, encoder_spec: str):
-    from dataclasses import fields
-
-    from tron.langevin import LangevinConfig
-
-    known = {f.name for f in fields(LangevinConfig)}
-    doc = world_doc(generator_spec, encoder_spec).get("langevin", {})
-    return LangevinConfig(**{k: v for k, v in doc.items() if k in known})
+    config, path = None, None
+    if generator_spec == encoder_spec and (generator_spec.startswith("zoo:") or (Path(generator_spec) / WORLD_FILE).is_file()):
+        path = resolve_world_path(generator_spec)
+        config = WorldConfig.load(path)
+    g, f = load_generator_spec(generator_spec), load_encoder_spec(encoder_spec)
+    translator = load_translator(translator_dir)
+    fps = {"generator": component_fingerprint(generator_spec, "generator"), "encoder": component_fingerprint(encoder_spec, "encoder")}
+    check_translator_fits(translator, fps, translator_dir)
+    langevin = config.langevin if config is not None else None
+    return World(config.name if config else "", g, f, {kind or DEFAULT: translator}, **({"langevin": langevin} if langevin else {}),
+                 fingerprints=fps, translator_std_scale=config.translator_std_scale if config else 1.0, config=config, path=path)
 
 
 def evaluate_translator(generator_spec: str, encoder_spec: str, translator_dir: str | Path, n: int = 8, seed: int = 0,
-                        grid_path: str | Path | None = None, dataset=None, conditions=None) -> dict:
-    """Energies at T=0 and after the world's Langevin steps on a fixed condition set, plus
-    judged accuracy where the world has a judge (digits); optionally writes a PNG grid."""
-    from tron.components import component_fingerprint, load_encoder_spec, load_generator_spec
+                        grid_path: str | Path | None = None, dataset=None, conditions=None,
+                        budget: EvalBudget | None = None, kind: str | None = None) -> dict:
+    """Energies at T=0 and after Langevin on a fixed condition set, plus judged accuracy where the
+    world has a judge; optionally writes a PNG grid. Bounded by `budget`. `kind` "image": the
+    translator is the image-condition one."""
     from tron.images import save_grid
-    from tron.langevin import LangevinConfig
-    from tron.sampler import Sampler
-    from tron.translator import load_translator
-    from tron.world import World, check_translator_fits
+    from tron.judges import load_judge
 
-    g, f = load_generator_spec(generator_spec), load_encoder_spec(encoder_spec)
-    translator = load_translator(translator_dir)
-    check_translator_fits(translator, {"generator": component_fingerprint(generator_spec, "generator"),
-                                       "encoder": component_fingerprint(encoder_spec, "encoder")}, translator_dir)
-    langevin = world_langevin(generator_spec, encoder_spec)
-    doc = world_doc(generator_spec, encoder_spec)
-    std_scale = float(doc.get("translator_std_scale", 1.0))
-    c = conditions if conditions is not None else fixed_conditions(f, dataset)
-    sampler = Sampler(g, f, translator, std_scale)
-    summary: dict = {}
-    for steps in (0, langevin.steps):
-        res = sampler.sample(c, n, LangevinConfig(**{**asdict(langevin), "steps": steps}), seed=seed)
-        summary[f"energy_mean_T{steps}"] = float(res.energies.mean())
-        summary[f"energy_std_T{steps}"] = float(res.energies.std())
-        if steps == langevin.steps:
-            summary["energy_mean_final"] = float(res.energies.mean())
+    budget = budget or EvalBudget()
+    deadline = time.perf_counter() + budget.seconds
+    world = world_for(generator_spec, encoder_spec, translator_dir, kind)
+    cond = conditions if conditions is not None else fixed_conditions(world, dataset, budget.conditions, kind)
+    steps = budget.steps if budget.steps is not None else min(world.langevin.steps, budget.max_steps)
+    sampler = world.sampler(cond.kind)
+    summary: dict = {"eval_steps": steps, "eval_conditions_planned": len(cond)}
+    covered = len(cond)
+    for t in (0, steps):
+        langevin = world.langevin.with_overrides(steps=t)
+        energies, images = [], []
+        for start in range(0, covered, 4):  # a few conditions at a time, so the budget can stop it
+            if start > 0 and time.perf_counter() > deadline:  # the first few always run: the gate needs them
+                covered = start
+                break
+            res = sampler.sample(cond.c[start:start + 4], n, langevin, seed=seed)
+            energies.append(res.energies)
+            images.append(res.images)
+        if not energies:
+            break
+        import torch
+
+        e = torch.cat(energies)
+        summary[f"energy_mean_T{t}"] = float(e.mean())
+        summary[f"energy_std_T{t}"] = float(e.std()) if len(e) > 1 else 0.0
+        if t == steps:
+            summary["energy_mean_final"] = float(e.mean())
             if grid_path is not None:
-                save_grid(res.images, grid_path, nrow=n, upscale=2)
-    world = World(doc.get("name", ""), g, f, translator, langevin, translator_std_scale=std_scale)
-    if doc.get("name") == "digits":  # worlds with a judge
-        from tron.evaluation import default_methods, evaluate_digits
-
-        rows = evaluate_digits(world, n_per_label=max(n, 10), seed=seed, methods=default_methods(langevin.steps)[:2],
-                               langevin=langevin)
-        summary["judged_accuracy_T0"] = rows[0]["accuracy"]
-        summary["judged_accuracy"] = rows[1]["accuracy"]
-        summary["diversity_ratio"] = rows[1]["diversity_ratio"]
-    elif doc.get("name") == "shapes" and doc.get("judge"):
-        from tron.evaluation import default_methods, evaluate_prompts
-        from tron.world import resolve_world_path
-        from tron.zoo import shapes
-
-        judge = shapes.load_judge(resolve_world_path(generator_spec) / doc["judge"])
-        prompts = shapes.full_prompt_set()[::7]  # 30 of the 210 full captions, every shape, colour, size, position
-        rows = evaluate_prompts(world, judge, prompts, n_per_prompt=max(2, n // 2), seed=seed,
-                                methods=default_methods(langevin.steps)[:2], langevin=langevin)
-        summary["judged_accuracy_T0"] = rows[0]["accuracy"]
-        summary["judged_accuracy"] = rows[1]["accuracy"]
+                save_grid(torch.cat(images), grid_path, nrow=n, upscale=2)
+    summary["eval_conditions"] = covered
+    judge = load_judge(world) if world.config is not None and kind is None else None
+    if judge is not None and time.perf_counter() < deadline:
+        summary.update(judge.quick(n=n, seed=seed, langevin=world.langevin.with_overrides(steps=steps)))
+    summary["eval_seconds"] = budget.seconds - max(0.0, deadline - time.perf_counter())
+    summary["eval_truncated"] = float(covered < len(cond) or "energy_mean_final" not in summary
+                                      or (judge is not None and "judged_accuracy" not in summary))
     return summary

@@ -21,10 +21,10 @@ import os
 import socket
 import sys
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 from tron.errors import TronError
 
@@ -63,7 +63,7 @@ class PairConfig:
 
 def build_parser() -> ArgumentParser:
     p = ArgumentParser(prog="retrain.py", description=__doc__.split("\n\n")[0])
-    p.add_argument("--config", help="JSON: {\"pairs\": [{\"generator\": ..., \"encoder\": ..., ...}], \"data_root\": ..., \"state_dir\": ...}")
+    p.add_argument("--config", help='JSON: {"pairs": [{"generator": ..., "encoder": ..., ...}], "data_root": ..., "state_dir": ...}')
     p.add_argument("--generator", help="a single pair's generator (instead of --config)")
     p.add_argument("--encoder", help="a single pair's encoder (default: --generator)")
     p.add_argument("--num-pairs", type=int, default=None)
@@ -159,7 +159,8 @@ def pair_lock(path: Path) -> Iterator[None]:
             if holder.get("host") == me["host"] and holder.get("pid") and not _alive(int(holder["pid"])):
                 path.unlink(missing_ok=True)  # stale: its process is gone
                 continue
-            raise LockHeld(f"another retrain holds {path} (pid {holder.get('pid')} on {holder.get('host')}); not starting a second one")
+            raise LockHeld(f"another retrain holds {path} (pid {holder.get('pid')} on {holder.get('host')}); "
+                           "not starting a second one") from None
         with os.fdopen(fd, "w") as f:
             json.dump(me, f)
         break
@@ -194,8 +195,8 @@ def retrain_pair(pair: PairConfig, data_root: str, state_dir: Path, args) -> dic
     import mlflow
 
     from pipelines import build_dataset, train_translator
-    from pipelines.evaluation import evaluate_translator, fixed_conditions
-    from tron.components import component_fingerprint, load_encoder_spec
+    from pipelines.evaluation import evaluate_translator, fixed_conditions, world_for
+    from tron.components import component_fingerprint
 
     fps = {"generator": component_fingerprint(pair.generator, "generator"),
            "encoder": component_fingerprint(pair.encoder, "encoder")}
@@ -250,7 +251,7 @@ def retrain_pair(pair: PairConfig, data_root: str, state_dir: Path, args) -> dic
             from tron.dataset import open_dataset
 
             dataset = open_dataset(dataset_uri, verify=False)
-            conditions = fixed_conditions(load_encoder_spec(pair.encoder), dataset)
+            conditions = fixed_conditions(world_for(pair.generator, pair.encoder, train["export_dir"]), dataset)
             candidate = evaluate_translator(pair.generator, pair.encoder, train["export_dir"], seed=0, conditions=conditions)
             baseline = None
             if champion is not None and current:  # a stale champion cannot be scored with the new f
@@ -294,7 +295,8 @@ def judge(gate: Gate, candidate: dict, champion: dict | None) -> tuple[bool, lis
         limit = champion["energy_mean_final"] + gate.energy_margin
         passed = energy <= limit
         ok &= passed
-        reasons.append(f"mean final energy {energy:.4f} {'<=' if passed else '>'} champion's {champion['energy_mean_final']:.4f} + {gate.energy_margin}")
+        reasons.append(f"mean final energy {energy:.4f} {'<=' if passed else '>'} champion's "
+                       f"{champion['energy_mean_final']:.4f} + {gate.energy_margin}")
     if gate.max_final_energy is not None:
         passed = energy <= gate.max_final_energy
         ok &= passed
@@ -318,6 +320,15 @@ def main(argv: list[str] | None = None) -> int:
         wait = max(0.0, args.every - (time.monotonic() - started))
         print(f"[retrain] next check in {wait:.0f} s", flush=True)
         time.sleep(wait)
+
+
+def watch(argv: list[str] | None = None) -> int:
+    """`tron watch --every DURATION [retrain options]`: the retrain workflow on a schedule."""
+    argv = list(argv or [])
+    if not any(a == "--every" or a.startswith("--every=") for a in argv) and not {"-h", "--help"} & set(argv):
+        print("tron watch: error: give --every DURATION, e.g. --every 6h (see tron watch --help)", file=sys.stderr)
+        return 2
+    return main(argv)
 
 
 def run_once(args) -> int:

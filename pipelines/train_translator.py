@@ -22,7 +22,7 @@ import numpy as np
 
 from tron.dataset import PairDataset, is_validation_row, open_dataset
 from tron.errors import TronError
-from tron.training import TrainConfig
+from tron.training import TrainConfig, check_compatible
 from tron.translator import TranslatorConfig
 
 if __package__ in (None, ""):  # run as a script: python pipelines/train_translator.py
@@ -59,7 +59,13 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--registered-model", default=None, help="MLflow registered model name (default: from G and f)")
     p.add_argument("--experiment", default="tron-translators")
     p.add_argument("--tracking-uri", default=None)
+    p.add_argument("--condition-column", default="c",
+                   help="the dataset column to condition on: c (f's main space) or c_features (image conditions)")
     p.add_argument("--eval-samples", type=int, default=8, help="samples per condition in the quick evaluation")
+    p.add_argument("--eval-conditions", type=int, default=16, help="at most this many conditions in the quick evaluation")
+    p.add_argument("--eval-steps", type=int, default=None,
+                   help="Langevin steps of the quick evaluation (default: the world's, at most 50)")
+    p.add_argument("--eval-seconds", type=float, default=300.0, help="time budget of the quick evaluation")
     p.add_argument("--address", default=None, help="Ray address (default: RAY_ADDRESS, else a local Ray)")
     return p
 
@@ -73,8 +79,20 @@ def registered_model_name(generator: str, encoder: str) -> str:
     return f"tron-translator.{slug(generator)}.{slug(encoder)}"
 
 
+def world_training(dataset: PairDataset) -> dict:
+    """The training recipe of the world that G and f come from (world.json's "training"), or {}."""
+    from tron.world import WORLD_FILE, WorldConfig, resolve_world_path
+
+    spec = dataset.identity.generator
+    if spec != dataset.identity.encoder or not (spec.startswith("zoo:") or (Path(spec) / WORLD_FILE).is_file()):
+        return {}
+    training = WorldConfig.load(resolve_world_path(spec)).training
+    return {**training.get("translator", {}), **training.get("train", {})}
+
+
 def hyperparameters(args, dataset: PairDataset) -> tuple[TranslatorConfig, TrainConfig]:
-    values: dict = {}
+    """The world's training recipe, then --config, then flags; the noise scale from the manifest."""
+    values: dict = world_training(dataset) if args.condition_column == "c" else {}
     if args.config:
         try:
             values.update(json.loads(Path(args.config).read_text()))
@@ -85,10 +103,12 @@ def hyperparameters(args, dataset: PairDataset) -> tuple[TranslatorConfig, Train
     if unknown:
         raise TronError(f"unknown hyperparameters {unknown}")
     ident = dataset.identity
+    values.setdefault("condition_scale", dataset.condition_scale)
     try:
-        model = TranslatorConfig(cond_dim=ident.cond_dim, latent_dim=ident.latent_dim,
+        model = TranslatorConfig(cond_dim=dataset.condition_width(args.condition_column), latent_dim=ident.latent_dim,
                                  **{k: values[k] for k in MODEL_FIELDS if k in values})
         train = TrainConfig(**{k: values[k] for k in TRAIN_FIELDS if k in values})
+        check_compatible(train, model)
     except (TypeError, ValueError) as exc:
         raise TronError(f"invalid hyperparameters: {exc}") from exc
     return model, train
@@ -187,15 +207,16 @@ def train_loop_per_worker(config: dict) -> None:
 
 # ----------------------------------------------------------------------------- the driver
 
-def read_split(dataset: PairDataset, val_fraction: float, seed: int):
-    """Ray Data readers of the shards, split deterministically by global row index."""
+def read_split(dataset: PairDataset, val_fraction: float, seed: int, column: str = "c"):
+    """Ray Data readers of the shards, split deterministically by global row index; the condition
+    column (c, or c_features) is read as "c"."""
     import ray.data
 
-    ds = ray.data.read_parquet(dataset.shard_paths, filesystem=dataset.location.fs).select_columns(["row", "z", "c"])
+    ds = ray.data.read_parquet(dataset.shard_paths, filesystem=dataset.location.fs).select_columns(["row", "z", column])
 
     def select(batch, want_val: bool):
         mask = is_validation_row(batch["row"], val_fraction, seed) == want_val
-        return {"z": batch["z"][mask], "c": batch["c"][mask]}
+        return {"z": batch["z"][mask], "c": batch[column][mask]}
 
     train = ds.map_batches(select, fn_kwargs={"want_val": False}, batch_format="numpy")
     val = ds.map_batches(select, fn_kwargs={"want_val": True}, batch_format="numpy")
@@ -227,6 +248,10 @@ def run(argv: list[str] | None = None) -> dict:
     if args.num_workers < 1 or args.cpus_per_worker <= 0 or args.keep_checkpoints < 1:
         raise TronError("--num-workers and --keep-checkpoints must be >= 1 and --cpus-per-worker > 0")
     dataset = open_dataset(args.dataset)
+    if args.condition_column not in dataset.condition_columns:
+        raise TronError(f"--condition-column {args.condition_column}: {dataset.uri} has {', '.join(dataset.condition_columns)}")
+    dataset.check_finite(("z", args.condition_column))
+    print(f"[train] {dataset.uri}: {dataset.num_rows} pairs, checksums verified, no NaN or infinite values", flush=True)
     ident = dataset.identity
     model_cfg, train_cfg = hyperparameters(args, dataset)
     name = args.name or f"translator-{slug(ident.generator)}-{slug(ident.encoder)}-{dataset.manifest['shards'][0]['sha256'][:8]}"
@@ -260,9 +285,15 @@ def run(argv: list[str] | None = None) -> dict:
         seconds = time.perf_counter() - t0
         mlflow.log_metric("train_seconds", seconds)
         mlflow.log_artifacts(str(export_dir), "translator")
+        from pipelines.evaluation import EvalBudget
+
+        budget = EvalBudget(conditions=args.eval_conditions, steps=args.eval_steps, seconds=args.eval_seconds)
         summary = evaluate_translator(ident.generator, ident.encoder, export_dir, args.eval_samples,
-                                      grid_path=export_dir.parent / f"{name}-samples.png",
-                                      dataset=dataset)
+                                      grid_path=export_dir.parent / f"{name}-samples.png", dataset=dataset, budget=budget,
+                                      kind="image" if args.condition_column != "c" else None)
+        print(f"[train] quick evaluation: {summary['eval_conditions']} of {summary['eval_conditions_planned']} conditions, "
+              f"T={summary['eval_steps']}, {summary['eval_seconds']:.0f} s"
+              + (" (stopped by its time budget)" if summary["eval_truncated"] else ""), flush=True)
         mlflow.log_metrics({k: v for k, v in summary.items() if isinstance(v, (int, float))})
         mlflow.log_artifact(str(export_dir.parent / f"{name}-samples.png"), "samples")
         version = register(model_name, run_id, ident, dataset.uri, summary)
@@ -283,7 +314,7 @@ def fit(args, dataset, model_cfg, train_cfg, name, storage_path, storage_fs, run
     import ray.data
 
     ray.data.DataContext.get_current().enable_progress_bars = False  # one line per epoch, not bars
-    train_ds, val_ds, n_train, n_val = read_split(dataset, train_cfg.val_fraction, train_cfg.seed)
+    train_ds, val_ds, n_train, n_val = read_split(dataset, train_cfg.val_fraction, train_cfg.seed, args.condition_column)
     if n_train == 0 or n_val == 0:
         raise TronError(f"dataset {dataset.uri} has {dataset.num_rows} rows: too few for a train/validation split")
     loop_config = {
@@ -293,6 +324,8 @@ def fit(args, dataset, model_cfg, train_cfg, name, storage_path, storage_fs, run
         "metadata": {"generator": dataset.identity.generator, "encoder": dataset.identity.encoder,
                      "generator_fingerprint": dataset.identity.generator_fingerprint,
                      "encoder_fingerprint": dataset.identity.encoder_fingerprint,
+                     "condition_space": "main" if args.condition_column == "c" else args.condition_column[len("c_"):],
+                     "train_config": asdict(train_cfg), "pairs": dataset.num_rows,
                      "dataset_uri": dataset.uri, "mlflow_run_id": run_id},
     }
     trainer = TorchTrainer(

@@ -91,7 +91,7 @@ def mlflow_server(tmp_dir: Path, artifacts_destination: str | None = None, env: 
         except OSError:
             if proc.poll() is not None or time.time() > deadline:
                 proc.kill()
-                raise RuntimeError(f"mlflow server did not start: {(tmp_dir / 'mlflow-server.log').read_text()[-2000:]}")
+                raise RuntimeError(f"mlflow server did not start: {(tmp_dir / 'mlflow-server.log').read_text()[-2000:]}") from None
             time.sleep(0.5)
     try:
         yield uri

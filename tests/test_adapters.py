@@ -36,7 +36,7 @@ def _pairs_and_langevin(generator, encoder, c):
     z2, _ = generate_pairs(generator, encoder, 5, seed=1, batch_size=3)
     assert (z == z2).all()  # deterministic for a seed
     z0 = torch.as_tensor(z[:2])
-    zT = langevin_dynamics(z0, lambda w: encoder.energy(generator.decode(w), c.expand(2, -1)),
+    zT = langevin_dynamics(z0, lambda w, rows, t: encoder.energy(generator.decode(w), c.expand(2, -1)),
                            LangevinConfig(steps=3, step_size=0.5, noise_std=0.0), torch.Generator().manual_seed(0))
     assert torch.isfinite(zT).all() and not torch.equal(zT, z0)
 
@@ -91,7 +91,7 @@ def test_open_clip_errors_name_the_tag_or_file(clip_weights, tmp_path, monkeypat
     save_file({"visual.proj": torch.zeros(2, 2)}, wrong)
     with pytest.raises(CheckpointError, match="do not fit open_clip"):
         load_encoder_spec(f"open_clip:{CLIP_NAME}:{wrong}")
-    with pytest.raises(TronError, match="write open_clip:ARCH:TAG_OR_FILE"):
+    with pytest.raises(TronError, match="write open_clip:ARCH:TAG"):
         load_encoder_spec("open_clip:ViT-B-32")
 
 
@@ -192,7 +192,15 @@ def test_biggan_latent_is_z_and_class_embedding(tmp_path, classifier):
         far[:, :8] = 10.0
         clamped = latent.clone()
         clamped[:, :8] = 1.5
-        assert torch.allclose(g.decode(far), g.decode(clamped))  # z clamping
+        # z is projected after each Langevin step (not clamped inside decode): the class embedding stays
+        assert torch.equal(g.project(far), clamped) and not torch.allclose(g.decode(far), g.decode(clamped))
+    far.requires_grad_(True)
+    classifier.energy(g.decode(far), classifier.condition_from_labels([2]).expand(4, -1)).sum().backward()
+    assert (far.grad[:, :8].abs().sum(1) > 0).all()  # coordinates past the bound still get their gradient
+    target = classifier.condition_from_labels([2])
+    zT = langevin_dynamics(far.detach(), lambda w, rows, t: classifier.energy(g.decode(w), target.expand(len(w), -1)),
+                           LangevinConfig(steps=2, step_size=0.5, noise_std=0.1), torch.Generator().manual_seed(0), project=g.project)
+    assert zT[:, :8].abs().max() <= 1.5 and not torch.equal(zT[:, 8:], far.detach()[:, 8:])
     _grad_reaches(g, classifier, classifier.condition_from_labels([2]))
     _pairs_and_langevin(g, classifier, classifier.condition_from_labels([2]))
 

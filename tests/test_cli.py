@@ -27,7 +27,13 @@ def test_same_seed_same_npy(tmp_path):
 
 @pytest.mark.parametrize("argv,needle", [
     (["sample", "zoo:digits", "--label", "12"], "out of range"),
-    (["sample", "zoo:digits", "--label", "x"], "invalid int"),
+    (["sample", "zoo:digits", "--label", "x"], "not a class name"),
+    (["sample", "zoo:digits", "--label", "1", "--steps", "nan"], "expected an integer"),
+    (["sample", "zoo:digits", "--label", "1", "--step-size", "nan"], "finite number"),
+    (["sample", "zoo:digits", "--label", "1", "--noise-std", "1e999"], "finite number"),
+    (["sample", "zoo:digits", "--label", "1", "--langevin", "{\"momentum\": NaN}"], "momentum"),
+    (["sample", "zoo:digits", "--label", "1", "--langevin", "nonsense"], "preset"),
+    (["sample", "zoo:digits", "--label", "1", "--seed", "-1"], "seed"),
     (["sample", "zoo:digits", "--label", "1", "-n", "0"], "positive integer"),
     (["sample", "zoo:digits", "--label", "1", "--steps", "-3"], ">= 0"),
     (["sample", "zoo:nope", "--label", "1"], "unknown zoo world"),

@@ -7,8 +7,8 @@ import tron.adapters  # noqa: F401  (registers the diffusers-consistency generat
 from tron.checkpoint import fingerprint
 from tron.cli import main
 from tron.langevin import LangevinConfig
+from tron.recipes import digits_cm
 from tron.world import load_world
-from tron.zoo.recipes import digits_cm
 
 
 def test_curriculum_and_noise_levels():
@@ -23,7 +23,7 @@ def test_tiny_recipe_writes_a_loadable_world(tmp_path):
     out = tmp_path / "cm"
     digits_cm.main(["--budget", "tiny", "--out", str(out)])
     doc = json.loads((out / "world.json").read_text())
-    assert doc["name"] == "digits-cm" and doc["condition"] == "label"
+    assert doc["name"] == "digits-cm" and doc["judge"] == {"kind": "digits-svm"}
     world = load_world(out)
     assert world.generator.latent_dim == 256 and world.generator.image_shape == (1, 16, 16)
     meta = json.loads((out / "translator" / "config.json").read_text())["metadata"]

@@ -5,9 +5,22 @@ import numpy as np
 import pytest
 import torch
 
-from tron.dataset import (DatasetError, DatasetIdentity, check_shard, checksum_name, decode_shard, generate_shard,
-                          make_manifest, open_dataset, plan_shards, shard_name, shard_seed, table_column,
-                          write_manifest, write_shard_files)
+from tron.dataset import (
+    DatasetError,
+    DatasetIdentity,
+    check_shard,
+    checksum_name,
+    decode_shard,
+    generate_shard,
+    make_manifest,
+    open_dataset,
+    plan_shards,
+    shard_name,
+    shard_seed,
+    table_column,
+    write_manifest,
+    write_shard_files,
+)
 from tron.storage import resolve, write_bytes_atomic
 
 

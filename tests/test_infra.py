@@ -1,10 +1,8 @@
 """infra/: the manifests parse, carry the fields their controllers need, and agree with the package."""
 import re
-import shlex
-import tomllib
 from pathlib import Path
 
-import pytest
+import tomllib
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from infra import free_port, processes_named
-from tron.dataset import open_dataset, shard_name
+from tron.dataset import open_dataset
 
 REPO = Path(__file__).resolve().parent.parent
 RAY = str(Path(sys.executable).parent / "ray")

@@ -12,7 +12,6 @@ from infra import champion, retrain_argv, retrain_workspace
 from pipelines import retrain
 from pipelines.common import run_main
 from tron.encoders import load_encoder, save_encoder
-from tron.world import _import_zoo_models
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -34,7 +33,6 @@ def model_name(setup):
 
 
 def swap_encoder(world: Path, scale: float) -> None:
-    _import_zoo_models()
     f = load_encoder(world / "encoder")
     with torch.no_grad():
         f.net[0].weight.mul_(scale)

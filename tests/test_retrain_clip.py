@@ -12,7 +12,6 @@ from pipelines.common import run_main
 from tron.clip import save_open_clip
 from tron.components import component_fingerprint
 from tron.encoders import load_encoder
-from tron.world import _import_zoo_models
 
 TRAIN_ARGS = ("--epochs 2 --batch-size 256 --hidden-dim 64 --num-blocks 1 --num-components 10 "
               "--normalize-condition --cond-noise-std 0.2 --eval-samples 4")
@@ -29,7 +28,6 @@ def argv(setup, *extra, gate="0.0"):
 
 def perturb_clip(world: Path, seed: int) -> None:
     """Replace the CLIP's weights with a perturbed copy (noise on its image tower's projection)."""
-    _import_zoo_models()
     f = load_encoder(world / "encoder")
     proj = f.model.visual.proj
     with torch.no_grad():

@@ -4,11 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from tron.errors import ConditionError
+from tron.errors import ConditionError, TronError
 from tron.langevin import LangevinConfig
 from tron.pairs import generate_pairs
 from tron.priors import PriorConfig, parse_prior, sample_prior
-from tron.errors import TronError
 from tron.sampler import Sampler
 
 
@@ -58,7 +57,7 @@ def test_zero_steps_equals_the_translators_sample(tiny_generator, tiny_classifie
     sampler = Sampler(tiny_generator, tiny_classifier, tiny_translator)
     c = tiny_classifier.condition_from_labels([0, 3, 9])
     res = sampler.sample(c, 2, LangevinConfig(steps=0), seed=5)
-    z = tiny_translator.sample(c.repeat_interleave(2, 0), generator=torch.Generator().manual_seed(5))
+    z = tiny_translator.sample(c.repeat_interleave(2, 0), rng=torch.Generator().manual_seed(5))
     assert torch.equal(res.latents, z)
     assert torch.equal(res.images, tiny_generator.decode(z))
 
@@ -81,7 +80,7 @@ def test_prior_init_ignores_the_translator(tiny_generator, tiny_classifier):
 
 
 @pytest.mark.parametrize("labels,match", [([10], "out of range"), ([-1], "out of range"), ([], "no label"),
-                                          (["3"], "integer"), ([True], "integer")])
+                                          (["sevne"], "not a class name"), ([True], "integer"), ([3.5], "integer")])
 def test_bad_labels(tiny_classifier, labels, match):
     with pytest.raises(ConditionError, match=match):
         tiny_classifier.condition_from_labels(labels)

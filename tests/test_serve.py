@@ -1,4 +1,4 @@
-"""pipelines/serve.py: the Ray Serve sampling API on a real local Ray cluster, over loopback HTTP.
+"""pipelines/serve: the Ray Serve sampling API on a real local Ray cluster, over loopback HTTP.
 
 One cluster and three applications serve the whole module:
   main   zoo:digits (labels)        round trips, bad input, the browser page, the schema fuzz
@@ -25,8 +25,12 @@ import torch
 from PIL import Image
 
 from infra import free_port
-from pipelines.serve import Job, ServeConfig, ServedModel, app_builder, build_app, registry_reference, sample_batch
+from pipelines.serve.config import ServeConfig
+from pipelines.serve.deployments import app_builder, build_app
+from pipelines.serve.model import Job, ServedModel
+from pipelines.serve.registry import registry_reference
 from tron.errors import CheckpointError
+from tron.images import to_uint8
 
 REPO = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -68,14 +72,15 @@ def test_a_request_in_a_batch_gets_what_it_would_get_alone(digits_model):
     jobs = [Job("label", 3, num_samples=3, steps=6, seed=0), Job("label", 7, num_samples=2, steps=2, seed=5),
             Job("label", 1, num_samples=1, steps=0, seed=9)]
     conditions = [m.condition(j) for j in jobs]
-    batched = sample_batch(m.sampler, m.world.langevin, conditions, [3, 2, 1], [6, 2, 0], [0, 5, 9])
-    alone = sample_batch(m.sampler, m.world.langevin, conditions[:1], [3], [6], [0])
-    for job, c, (images, energies) in zip(jobs, conditions, batched):
-        ref = m.sampler.sample(c, job.num_samples, replace(m.world.langevin, steps=job.steps), seed=job.seed)
-        assert torch.allclose(images, ref.images, atol=1e-5) and torch.allclose(energies, ref.energies, atol=1e-5)
-    assert torch.allclose(batched[0][0], alone[0][0], atol=1e-5)
-    expired = sample_batch(m.sampler, m.world.langevin, conditions[:2], [3, 2], [6, 2], [0, 5], deadlines=[0.0, 1e18])
-    assert expired[0] is None and torch.allclose(expired[1][0], batched[1][0], atol=1e-5)
+    batched = m.sample(conditions, jobs)
+    alone = m.sample(conditions[:1], jobs[:1])
+    for job, c, out in zip(jobs, conditions, batched):
+        ref = m.sampler.sample(c.c, job.num_samples, replace(m.world.langevin, steps=job.steps), seed=job.seed)
+        assert np.abs(out["images"].astype(int) - to_uint8(ref.images).astype(int)).max() <= 1
+        assert torch.allclose(torch.tensor(out["energies"]), ref.energies, atol=1e-5)
+    assert np.array_equal(batched[0]["images"], alone[0]["images"])
+    expired = m.sample(conditions[:2], jobs[:2], deadlines=[0.0, 1e18])
+    assert expired[0]["error"] == "timed out" and np.array_equal(expired[1]["images"], batched[1]["images"])
 
 
 def test_model_description_names_fingerprints_and_version(digits_model):
@@ -116,7 +121,7 @@ def test_serve_config_yaml_is_a_valid_serve_config():
     doc = yaml.safe_load((REPO / "infra" / "serve_config.yaml").read_text())
     schema = ServeDeploySchema.model_validate(doc)
     (app,) = schema.applications
-    assert app.import_path == "pipelines.serve:app_builder"
+    assert app.import_path == "pipelines.serve.deployments:app_builder"
     assert {d.name for d in app.deployments} == {"TronIngress", "TronSampler"}
     sampler = next(d for d in app.deployments if d.name == "TronSampler")
     assert sampler.autoscaling_config and sampler.max_queued_requests > 0 and sampler.ray_actor_options.num_cpus > 0
@@ -160,14 +165,10 @@ def test_translator_from_the_registry_by_alias(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="module")
 def clip_world(tmp_path_factory):
-    """A random tiny CLIP world: shapes-style G (RGB 32x32), an open_clip f, a translator that fits them.
-    None where tron has no CLIP encoder yet (the text and image tests then skip)."""
-    try:
-        from tron.clip import AugmentConfig, create_open_clip, save_open_clip
-        from tron.zoo.shapes import ShapesGenerator
-    except ImportError:
-        return None
+    """A random tiny CLIP world: shapes-style G (RGB 32x32), an open_clip f, a translator that fits them."""
     from tron.checkpoint import fingerprint
+    from tron.clip import create_open_clip, save_open_clip
+    from tron.zoo.shapes import ShapesGenerator
     from tron.generators import save_generator
     from tron.translator import Translator, TranslatorConfig, save_translator
 
@@ -177,7 +178,7 @@ def clip_world(tmp_path_factory):
     root = tmp_path_factory.mktemp("clip-world")
     torch.manual_seed(0)
     save_generator(ShapesGenerator(latent_dim=8, width=4).eval(), root / "generator")
-    encoder = create_open_clip("tron-serve-test-clip", tiny, root / "encoder", AugmentConfig(num=0))
+    encoder = create_open_clip("tron-serve-test-clip", tiny, root / "encoder")
     save_open_clip(encoder, root / "encoder")
     translator = Translator(TranslatorConfig(cond_dim=8, latent_dim=8, hidden_dim=16, num_blocks=1, num_components=2))
     save_translator(translator, root / "translator", metadata={"generator_fingerprint": fingerprint(root / "generator"),
@@ -209,10 +210,9 @@ def served(clip_world):
     port = free_port()
     try:
         serve.start(http_options={"host": "127.0.0.1", "port": port, "request_timeout_s": 90})
-        apps = [("main", "", MAIN), ("tight", "/tight", TIGHT)]
-        if clip_world is not None:
-            apps.append(("clip", "/clip", ServeConfig(world=str(clip_world), max_samples=4, max_steps=10,
-                                                      sampler_num_cpus=0.3, max_image_side=64)))
+        apps = [("main", "", MAIN), ("tight", "/tight", TIGHT),
+                ("clip", "/clip", ServeConfig(world=str(clip_world), max_samples=4, max_steps=10, sampler_num_cpus=0.3,
+                                              max_image_side=64))]
         serve.run_many([serve.RunTarget(build_app(config), name=name, route_prefix=prefix or "/")  # side by side
                         for name, prefix, config in apps])
         urls = {name: f"http://127.0.0.1:{port}{prefix}" for name, prefix, _ in apps}
@@ -261,8 +261,6 @@ def test_concurrent_requests_share_batches_and_keep_their_own_samples(served):
 
 
 def clip_url(served) -> str:
-    if "clip" not in served:
-        pytest.skip("tron has no CLIP encoder (tron/clip.py) yet: text, image and prompt requests are not tested")
     return served["clip"]
 
 
@@ -388,12 +386,10 @@ def test_schema_fuzz_finds_no_server_error(served):
     """Property-based requests from the OpenAPI schema (valid and invalid): never a 5xx."""
     schemathesis = pytest.importorskip("schemathesis")
     from hypothesis import HealthCheck, given, settings
-    from schemathesis.checks import (content_type_conformance, not_a_server_error, response_schema_conformance,
-                                     status_code_conformance)
+    from schemathesis.checks import content_type_conformance, not_a_server_error, response_schema_conformance, status_code_conformance
 
     url = served["main"]
     schema = schemathesis.openapi.from_url(f"{url}/openapi.json")
-    failures = []
     statuses = []
     for result in schema.get_all_operations():
         operation = result.ok()

@@ -1,4 +1,4 @@
-"""`tron serve` (pipelines.serve.main): argument errors, and a real run that serves and stops cleanly."""
+"""`tron serve` (pipelines.serve.cli.main): argument errors, and a real run that serves and stops cleanly."""
 import os
 import signal
 import subprocess
@@ -11,7 +11,7 @@ import requests
 
 from infra import free_port
 from pipelines.common import run_main
-from pipelines.serve import main
+from pipelines.serve.cli import main
 
 REPO = Path(__file__).resolve().parent.parent
 

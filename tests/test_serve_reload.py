@@ -1,4 +1,4 @@
-"""pipelines/serve.py follows promotion: a sampler started with models:/NAME@champion picks up a
+"""pipelines/serve follows promotion: a sampler started with models:/NAME@champion picks up a
 newly promoted champion without dropping requests, and refuses one trained for another encoder.
 
 The registry is real MLflow on SQLite in a temporary directory, reached through MLFLOW_TRACKING_URI
@@ -21,7 +21,10 @@ import requests
 import torch
 
 from infra import free_port, processes_named
-from pipelines.serve import Job, Reload, ServeConfig, ServedModel, build_app
+from pipelines.serve.config import ServeConfig
+from pipelines.serve.deployments import build_app
+from pipelines.serve.model import Job, ServedModel
+from pipelines.serve.registry import Reload
 
 REPO = Path(__file__).resolve().parent.parent
 BUNDLED = REPO / "tron" / "zoo" / "weights" / "digits" / "translator"

@@ -6,9 +6,9 @@ import torch
 
 from tron.checkpoint import fingerprint
 from tron.generators import GENERATORS
+from tron.recipes import shapes as recipe
 from tron.world import load_world
 from tron.zoo import shapes as S
-from tron.zoo.recipes import shapes as recipe
 
 
 def one(shape, color, side, cx, cy):
@@ -140,13 +140,14 @@ def test_recipe_stage_is_deterministic(tiny_world, tmp_path):
 
 
 def test_evaluate_prompts_on_the_tiny_world(tiny_world):
-    from tron.evaluation import SHAPES_COLUMNS, clip_methods, evaluate_prompts, markdown_table
+    from tron.evaluation import clip_methods, markdown_table
+    from tron.judges import SHAPES_COLUMNS, ShapesJudge, load_judge
 
     world = load_world(tiny_world)
-    judge = S.load_judge(tiny_world / "judge")
+    judge = load_judge(world)  # named in world.json
+    assert isinstance(judge, ShapesJudge)
     prompts = [{"color": "red", "shape": "circle"}, S.full_prompt_set()[7]]
-    rows = evaluate_prompts(world, judge, prompts, n_per_prompt=2, methods=clip_methods(1),
-                            langevin=world.langevin.__class__(steps=1))
+    rows = judge.rows(prompts, 2, 0, clip_methods(1), world.langevin.__class__(steps=1))
     assert [r["samples"] for r in rows] == [4] * 4
     assert rows[-1]["evaluations_per_sample"] == 2
     assert all(0 <= r["accuracy"] <= r["color_accuracy"] <= 1 for r in rows)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from tron.checkpoint import WEIGHTS_NAME, CONFIG_NAME
+from tron.checkpoint import CONFIG_NAME, WEIGHTS_NAME
 from tron.errors import CheckpointError
 from tron.training import TrainConfig, fit_translator, split_indices
 from tron.translator import Translator, TranslatorConfig, load_translator, save_translator
@@ -28,7 +28,7 @@ def test_loss_falls_on_synthetic_pairs(head):
     first, last = history[0]["val_loss"], history[-1]["val_loss"]
     assert last < first - 0.3 if head == "gmm" else last < 0.7 * first
     # the learned conditional puts samples near the right centre
-    zs = model.sample(torch.eye(3).repeat_interleave(200, 0), generator=torch.Generator().manual_seed(0))
+    zs = model.sample(torch.eye(3).repeat_interleave(200, 0), rng=torch.Generator().manual_seed(0))
     means = zs.view(3, 200, 2).mean(1)
     assert torch.allclose(means, torch.tensor([[2.0, 0.0], [-2.0, 1.0], [0.0, -2.0]]), atol=0.25)
 
@@ -60,8 +60,8 @@ def test_save_load_round_trip_is_exact(tmp_path, tiny_translator):
     for (k, v), (k2, v2) in zip(tiny_translator.state_dict().items(), loaded.state_dict().items()):
         assert k == k2 and torch.equal(v, v2)
     c = torch.eye(10)
-    a = tiny_translator.sample(c, generator=torch.Generator().manual_seed(7))
-    b = loaded.sample(c, generator=torch.Generator().manual_seed(7))
+    a = tiny_translator.sample(c, rng=torch.Generator().manual_seed(7))
+    b = loaded.sample(c, rng=torch.Generator().manual_seed(7))
     assert torch.equal(a, b)
 
 

@@ -8,8 +8,8 @@ import torch
 from tron.checkpoint import fingerprint
 from tron.errors import CheckpointError, RegistryError
 from tron.generators import save_generator
+from tron.recipes import digits as digits_recipe
 from tron.world import load_world, resolve_world_path
-from tron.zoo.recipes import digits as digits_recipe
 
 
 @pytest.fixture(scope="module")

@@ -5,17 +5,18 @@ initialisation buys.
     best of M prior draws:  z0 = argmin_m E(z_m, c), z_m ~ p(z) (FuseDream's initial selection);
                             with no optimisation after it, the best-of-N baseline
 
-Both take the energy as a function (B, d) -> (B,), so augmentations, priors and the choice of f
-live in the caller. Each row of a batch is an independent problem.
+Both take the energy as `tron.langevin.EnergyFn`, energy_fn(z, rows, t) -> (n,) (t is the step or
+the candidate's number, for views drawn afresh), so augmentations, priors and the choice of f live
+in the caller. Each row of a batch is an independent problem.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
-EnergyFn = Callable[[torch.Tensor], torch.Tensor]  # (B, d) -> (B,)
+EnergyFn = Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]  # (z (n, d), rows (n,), t) -> (n,)
 
 
 @dataclass
@@ -51,10 +52,11 @@ def adam_dynamics(
     if config.clamp is not None:
         z = z.clamp(-config.clamp, config.clamp)
     z.requires_grad_(True)
+    rows = torch.arange(len(z), device=z.device)
     opt = torch.optim.Adam([z], lr=config.lr, betas=config.betas)
     for t in range(config.steps):
         with torch.enable_grad():
-            energy = energy_fn(z)
+            energy = energy_fn(z, rows, t)
             if config.prior_weight:
                 energy = energy + config.prior_weight * 0.5 * z.pow(2).sum(dim=-1)
             (grad,) = torch.autograd.grad(energy.sum(), z)
@@ -76,14 +78,17 @@ def best_of_m(
     callback: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Draw m candidate batches with `propose()` (each (B, d)) and keep, per row, the candidate
-    of lowest energy. Returns (z (B, d), E(z) (B,)); `callback(i, best_z, best_e)` runs after the
-    i-th candidate (1-based), so one call also gives best-of-i for every i <= m."""
+    of lowest energy (candidate i is scored as energy_fn(z, rows, i - 1)). Returns (z (B, d),
+    E(z) (B,)); `callback(i, best_z, best_e)` runs after the i-th candidate (1-based), so one call
+    also gives best-of-i for every i <= m."""
     if m < 1:
         raise ValueError(f"m must be >= 1, got {m}")
-    best_z = best_e = None
+    best_z = best_e = rows = None
     for i in range(1, m + 1):
         z = propose()
-        e = energy_fn(z)
+        if rows is None:
+            rows = torch.arange(len(z), device=z.device)
+        e = energy_fn(z, rows, i - 1)
         if best_z is None:
             best_z, best_e = z.clone(), e.clone()
         else:

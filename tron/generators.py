@@ -1,8 +1,10 @@
 """Generators G: frozen, differentiable maps from a latent z to an image x in [0, 1].
 
-The protocol is small: `latent_dim`, `image_shape`, `sample_latents(n, generator, prior)` and
-`decode(z) -> (B, C, H, W)`. Implementations subclass `Generator` and register a kebab-case
-name so a checkpoint's `kind` rebuilds the right class.
+The protocol is small: `latent_dim`, `image_shape`, `sample_latents(n, rng, prior)`,
+`decode(z) -> (B, C, H, W)` and `project(z)`, which maps a latent back onto the domain G was
+trained on after each Langevin step (identity by default; BigGAN clamps its noise part).
+Implementations subclass `Generator` and register a kebab-case name so a checkpoint's `kind`
+rebuilds the right class.
 """
 from __future__ import annotations
 
@@ -26,25 +28,34 @@ class Generator(nn.Module):
         super().__init__()
         self.config = dict(config)
 
-    def sample_latents(
-        self, n: int, generator: torch.Generator | None = None, prior: PriorConfig | None = None
-    ) -> torch.Tensor:
-        device = next(self.parameters()).device
-        return sample_prior(prior or self.default_prior, n, self.latent_dim, generator, device=device)
+    @property
+    def device(self) -> torch.device:
+        for p in self.parameters():
+            return p.device
+        for b in self.buffers():
+            return b.device
+        return torch.device("cpu")
+
+    def sample_latents(self, n: int, rng: torch.Generator | None = None, prior: PriorConfig | None = None) -> torch.Tensor:
+        return sample_prior(prior or self.default_prior, n, self.latent_dim, rng, device=self.device)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:  # (B, d) -> (B, C, H, W) in [0, 1]
         raise NotImplementedError
+
+    def project(self, z: torch.Tensor) -> torch.Tensor:  # (B, d) -> (B, d)
+        """The latent domain G was trained on: applied after every Langevin step."""
+        return z
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.decode(z)
 
     @classmethod
-    def from_checkpoint(cls, directory: str | os.PathLike, doc: dict[str, Any]) -> "Generator":
+    def from_checkpoint(cls, directory: str | os.PathLike, doc: dict[str, Any]) -> Generator:
         """Build from a verified checkpoint; classes that wrap other libraries override this."""
         return load_into(cls(**doc["config"]), load_state(directory, doc), directory)
 
 
-GENERATORS: Registry[Generator] = Registry("generator")
+GENERATORS: Registry[Generator] = Registry("generator", "tron.generators")
 
 
 def save_generator(model: Generator, directory: str | os.PathLike, metadata: dict | None = None, dtype=None):
@@ -54,4 +65,3 @@ def save_generator(model: Generator, directory: str | os.PathLike, metadata: dic
 def load_generator(directory: str | os.PathLike, device: str | torch.device = "cpu") -> Generator:
     """Rebuild a frozen generator (eval mode, no grad on weights) from a checkpoint directory."""
     return GENERATORS.load(directory, Generator, device)
-

@@ -72,3 +72,39 @@ def decode_image(data: bytes, max_side: int = 1024, formats: tuple[str, ...] = (
         raise ValueError(f"not a readable {'/'.join(formats)} image") from None
     except (OSError, Image.DecompressionBombError, SyntaxError) as exc:  # truncated or corrupt data
         raise ValueError(f"not a readable {'/'.join(formats)} image ({exc})") from None
+
+
+def load_image_file(path: str | os.PathLike, size: int | None = None) -> torch.Tensor:
+    """An image file as (3, H, W) floats in [0, 1], resized to size x size when given;
+    ConditionError if it cannot be read."""
+    from PIL import UnidentifiedImageError
+
+    from .errors import ConditionError
+
+    try:
+        with Image.open(path) as im:
+            im = im.convert("RGB")
+            if size is not None and im.size != (size, size):
+                im = im.resize((size, size), Image.Resampling.BICUBIC)
+            width, height = im.size
+            data = torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8)
+    except (OSError, UnidentifiedImageError, ValueError) as exc:
+        raise ConditionError(f"cannot read image {str(path)!r}: {exc}") from None
+    return data.view(height, width, 3).permute(2, 0, 1).float() / 255
+
+
+def image_batch(images, size: int | None, device) -> torch.Tensor:
+    """Image tensors (N, 3, H, W) in [0, 1], or image files (loaded at size x size) -> (N, 3, H, W)
+    on device; ConditionError for anything else."""
+    from .errors import ConditionError
+
+    if not isinstance(images, torch.Tensor):
+        paths = list(images)
+        if not paths:
+            raise ConditionError("no image given")
+        images = torch.stack([load_image_file(p, size) for p in paths])
+    if images.dim() != 4 or images.shape[1] != 3 or len(images) == 0:
+        raise ConditionError(f"images must be (N, 3, H, W), got {tuple(images.shape)}")
+    if not torch.isfinite(images).all():
+        raise ConditionError("images contain NaN or infinite values")
+    return images.float().clamp(0, 1).to(device)

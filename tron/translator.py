@@ -101,16 +101,25 @@ class Translator(nn.Module):
         return torch.logsumexp(F.log_softmax(out["logits"], dim=-1) + comp, dim=-1)
 
     @torch.no_grad()
-    def sample(self, c: torch.Tensor, generator: torch.Generator | None = None, std_scale: float = 1.0) -> torch.Tensor:
-        """One z per row of c: pick a component, then add the shared std's noise. (B, k) -> (B, d)"""
+    def sample(self, c: torch.Tensor, rng: torch.Generator | None = None, std_scale: float = 1.0,
+               component: torch.Tensor | None = None) -> torch.Tensor:
+        """One z per row of c: pick a component (by the mixture weights, or the given `component`
+        (B,) indices), then add the shared std's noise. (B, k) -> (B, d)"""
         out = self(c)
         if self.config.head == "mse":
             return out["mean"]
         probs = F.softmax(out["logits"], dim=-1)
-        idx = torch.multinomial(probs, 1, generator=generator).squeeze(1)  # (B,)
+        idx = torch.multinomial(probs, 1, generator=rng).squeeze(1)  # (B,): drawn even when given,
+        if component is not None:  # so that the stream of random draws stays the same
+            idx = torch.as_tensor(component, device=c.device).long().expand(c.shape[0])
         mean = out["means"][torch.arange(c.shape[0], device=c.device), idx]  # (B, d)
-        eps = torch.randn(mean.shape, generator=generator, device=mean.device)
+        eps = torch.randn(mean.shape, generator=rng, device=mean.device)
         return mean + std_scale * out["log_std"].exp() * eps
+
+    @torch.no_grad()
+    def likeliest_component(self, c: torch.Tensor) -> torch.Tensor:
+        """The component of highest mixture weight for each row of c. (B, k) -> (B,)"""
+        return self(c)["logits"].argmax(dim=-1)
 
     def check_condition(self, c: torch.Tensor) -> torch.Tensor:
         if c.dim() != 2 or c.shape[1] != self.config.cond_dim:

@@ -1,7 +1,6 @@
 """Adapters: full-size models from other libraries as G or f.
 
-Importing this package registers the adapter classes by their checkpoint `kind`; the heavy
-libraries (diffusers, pytorch-pretrained-biggan) are imported only when a model is built.
-`tron.components` turns command-line specs (`open_clip:...`, `biggan:DIR`, ...) into models.
+Each module wraps one library; nothing heavy is imported until a model is built. The table of
+command-line specs that reach them (`open_clip:...`, `biggan:DIR`, `efficientnet:lite0`, ...) is
+`tron.components.SCHEMES`; checkpoint kinds are entry points (`tron.generators`, `tron.encoders`).
 """
-from . import biggan, consistency, plugin, torchvision  # noqa: F401

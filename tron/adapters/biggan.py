@@ -4,9 +4,11 @@ As in the TR0N paper, the latent is the whole conditioning vector of BigGAN's ge
 w = (z, e) with z the noise (z_dim) and e = E y a class embedding (class_embed_dim): Langevin
 dynamics and the translator move both, so a class is reached through its embedding rather than
 fixed in advance. Prior draws take z from BigGAN's truncated normal (|z| <= 2, times
-`truncation`) and e as the embedding of a uniformly drawn class. `z_clamp` bounds z inside
-decode, so Langevin steps cannot leave the region BigGAN was trained on; `truncation` also picks
-BigGAN's precomputed batch-norm statistics, as its own forward does.
+`truncation`) and e as the embedding of a uniformly drawn class. `z_clamp` is the generator's
+projection: after every Langevin step z (not the class embedding) is clamped to [-z_clamp,
+z_clamp], as the authors' code does, so a coordinate past the bound still gets its gradient (a
+clamp inside decode would zero it and leave the coordinate to drift with the noise). `truncation`
+also picks BigGAN's precomputed batch-norm statistics, as its own forward does.
 
 DIR holds the package's `config.json` and weights (`model.safetensors`, or `pytorch_model.bin`
 read with weights_only=True).
@@ -62,11 +64,19 @@ class BigGANGenerator(Generator):
         return torch.cat([z, self.class_embedding(labels)], dim=1)  # (n, z_dim + embed_dim)
 
     def decode(self, w: torch.Tensor) -> torch.Tensor:  # (B, d) -> (B, 3, S, S) in [0, 1]
-        z, e = w[:, :self.z_dim], w[:, self.z_dim:]
-        if self.z_clamp is not None:
-            z = z.clamp(-self.z_clamp, self.z_clamp)
-        x = self.biggan.generator(torch.cat([z, e], dim=1), self.truncation)  # tanh, [-1, 1]
+        x = self.biggan.generator(w, self.truncation)  # tanh, [-1, 1]
         return (x + 1) / 2
+
+    def project(self, w: torch.Tensor) -> torch.Tensor:
+        """Clamp the noise part z to [-z_clamp, z_clamp]; the class embedding is left as it is."""
+        if self.z_clamp is None:
+            return w
+        return torch.cat([w[:, :self.z_dim].clamp(-self.z_clamp, self.z_clamp), w[:, self.z_dim:]], dim=1)
+
+
+def load_spec(spec, allow_pickle: bool = False, part: str = "generator") -> BigGANGenerator:
+    """`biggan:DIR[#truncation=T,z_clamp=C]` (tron.components)."""
+    return load_biggan(spec.args[0], allow_pickle=allow_pickle, **spec.options)
 
 
 def load_biggan(directory: str, truncation: float = 1.0, z_clamp: float | None = 2.0,

@@ -74,7 +74,7 @@ class ConsistencyGenerator(Generator):
         return (x / 2 + 0.5).clamp(0, 1)
 
     @classmethod
-    def from_checkpoint(cls, directory: str | os.PathLike, doc: dict[str, Any]) -> "ConsistencyGenerator":
+    def from_checkpoint(cls, directory: str | os.PathLike, doc: dict[str, Any]) -> ConsistencyGenerator:
         return load_into(cls(**doc["config"]), load_state(directory, doc), directory)
 
 
@@ -82,6 +82,11 @@ def save_consistency(model: ConsistencyGenerator, directory: str | os.PathLike, 
                      dtype: torch.dtype | None = None) -> Path:
     """A tron checkpoint (config.json + model.safetensors) of the generator."""
     return save_checkpoint(model, directory, KIND, model.config, metadata, dtype=dtype)
+
+
+def load_spec(spec, allow_pickle: bool = False, part: str = "generator") -> ConsistencyGenerator:
+    """`consistency:DIR` (tron.components)."""
+    return load_consistency_pretrained(spec.args[0], allow_pickle=allow_pickle)
 
 
 def load_consistency_pretrained(directory: str | os.PathLike, allow_pickle: bool = False) -> ConsistencyGenerator:
@@ -104,7 +109,7 @@ def load_consistency_pretrained(directory: str | os.PathLike, allow_pickle: bool
             scheduler_config = dict(CMStochasticIterativeScheduler.load_config(directory, subfolder="scheduler"))
         else:
             scheduler_config = {}
-    except (OSError, ValueError, EnvironmentError) as exc:
+    except (OSError, ValueError) as exc:
         raise CheckpointError(f"cannot load the consistency model in {directory}: {str(exc).splitlines()[0]}") from None
     scheduler_config = {k: v for k, v in scheduler_config.items() if not k.startswith("_")}
     unet_config = {k: v for k, v in dict(unet.config).items() if not k.startswith("_")}

@@ -7,12 +7,11 @@ normalise with its mean and std) differentiably inside the energy, so Langevin g
 """
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
-from ..clip import AugmentConfig, OpenClipEncoder
+from ..clip import OpenClipEncoder
 from ..errors import CheckpointError
 
 
@@ -20,7 +19,12 @@ def _looks_like_file(pretrained: str) -> bool:
     return "/" in pretrained or "\\" in pretrained or Path(pretrained).suffix in {".bin", ".pt", ".pth", ".safetensors"}
 
 
-def load_open_clip(arch: str, pretrained: str, augment: AugmentConfig | None = None) -> OpenClipEncoder:
+def load_spec(spec, allow_pickle: bool = False, part: str = "encoder") -> OpenClipEncoder:
+    """`open_clip:ARCH:TAG_OR_FILE` (tron.components)."""
+    return load_open_clip(*spec.args)
+
+
+def load_open_clip(arch: str, pretrained: str) -> OpenClipEncoder:
     """An open_clip CLIP as f. Errors name the architecture, tag or file that is unavailable."""
     import open_clip
 
@@ -48,7 +52,7 @@ def load_open_clip(arch: str, pretrained: str, augment: AugmentConfig | None = N
         if not weights:
             raise CheckpointError(f"open_clip has no download for {arch}:{pretrained}")
     try:
-        encoder = OpenClipEncoder(arch, config, asdict(augment or AugmentConfig()), pretrained=weights)
+        encoder = OpenClipEncoder(arch, config, pretrained=weights)
     except RuntimeError as exc:  # open_clip's strict load: names or shapes do not fit
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise CheckpointError(f"weights in {weights} do not fit open_clip {arch}: {first[:200]}") from None

@@ -107,6 +107,16 @@ def load_plugin_encoder(target: str, options: dict[str, Any]) -> Encoder:
     return made
 
 
+def load_plugin_spec(spec, allow_pickle: bool = False, part: str = "generator"):
+    """`[plugin:]module.path:factory[#options]` (tron.components)."""
+    return (load_plugin_generator if part == "generator" else load_plugin_encoder)(spec.args[0], spec.options)
+
+
+def load_torchscript_spec(spec, allow_pickle: bool = False, part: str = "generator") -> Generator:
+    """`torchscript:FILE#latent_dim=N` (tron.components)."""
+    return load_torchscript(spec.args[0], spec.options)
+
+
 def load_torchscript(path: str, options: dict[str, Any]) -> Generator:
     path_ = Path(path)
     if not path_.is_file():

@@ -8,8 +8,8 @@ ImageNet mean and std that torchvision's classifiers expect.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -65,6 +65,11 @@ def _num_classes(state: dict[str, torch.Tensor]) -> int:
     return int(matrices[-1].shape[0])
 
 
+def load_spec(spec, allow_pickle: bool = False, part: str = "encoder") -> TorchvisionClassifier:
+    """`torchvision:ARCH:FILE[#image_size=N]` (tron.components)."""
+    return load_torchvision(*spec.args, allow_pickle=allow_pickle, **spec.options)
+
+
 def load_torchvision(arch: str, path: str, image_size: int = 224, allow_pickle: bool = False) -> TorchvisionClassifier:
     state = load_weights_file(path, allow_pickle)
     model = TorchvisionClassifier(arch, num_classes=_num_classes(state), image_size=image_size)
@@ -72,6 +77,7 @@ def load_torchvision(arch: str, path: str, image_size: int = 224, allow_pickle: 
         load_strict(model.model, state, path)
     except RuntimeError as exc:  # shape mismatches
         first = str(exc).strip().splitlines()
-        raise CheckpointError(f"weights in {path} do not fit torchvision {arch}: {(first[1] if len(first) > 1 else first[0]).strip()[:200]}") from None
+        line = (first[1] if len(first) > 1 else first[0]).strip()[:200]
+        raise CheckpointError(f"weights in {path} do not fit torchvision {arch}: {line}") from None
     model.source = str(Path(path))
     return model

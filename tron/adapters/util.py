@@ -10,14 +10,14 @@ class MissingDependencyError(TronError):
     """An optional package that an adapter needs is not installed."""
 
 
-def require(module: str, what: str, pip_name: str | None = None) -> None:
+def require(module: str, what: str, pip_name: str | None = None, extra: str = "adapters") -> None:
     """Raise a one-line error naming the pip package when `module` cannot be imported."""
     if importlib.util.find_spec(module) is None:
         raise MissingDependencyError(f"{what} needs the {module!r} package: pip install '{pip_name or module}' "
-                                     "(or pip install 'tron[adapters]')")
+                                     f"(or pip install 'tron[{extra}]')")
 
 
-def load_weights_file(path, allow_pickle: bool = False) -> dict:
+def load_weights_file(path, allow_pickle: bool = False, key: str | None = None) -> dict:
     """A state dict from a local weights file: safetensors, or a torch file read with
     `torch.load(weights_only=True)` (tensors and plain containers only, never arbitrary objects)
     unless allow_pickle. Checkpoints that wrap the state dict under "state_dict" or "model" work."""
@@ -48,9 +48,13 @@ def load_weights_file(path, allow_pickle: bool = False) -> dict:
     except (RuntimeError, OSError, EOFError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"{path} is not a readable torch weights file: {first[:200]}") from None
-    for key in ("state_dict", "model"):
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
-            state = state[key]
+    if key is not None:
+        if not isinstance(state, dict) or key not in state:
+            raise CheckpointError(f"{path} has no {key!r} entry")
+        state = state[key]
+    for wrapper in ("state_dict", "model"):
+        if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
+            state = state[wrapper]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"{path} does not hold a state dict (a mapping of names to tensors)")
     return state

@@ -1,1 +1,1 @@
-"""The model zoo: small worlds trained by the recipes in `tron.zoo.recipes`, shipped as safetensors."""
+"""The model zoo: small worlds trained by the recipes in `tron.recipes`, shipped as safetensors."""

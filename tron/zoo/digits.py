@@ -124,13 +124,3 @@ def fit_judge(seed: int = 0):
     held_out = sum(scores) / len(scores)
     x, y = load_digits_images()
     return SVC(gamma="scale", C=10.0).fit(x.flatten(1).numpy(), y.numpy()), held_out
-
-
-def mean_pairwise_distance(x: torch.Tensor) -> float:
-    """Mean L2 distance between distinct pairs of images (N, C, H, W): intra-set diversity."""
-    flat = x.flatten(1).double()
-    if len(flat) < 2:
-        return 0.0
-    d = torch.cdist(flat, flat)
-    n = len(flat)
-    return float(d.sum() / (n * (n - 1)))

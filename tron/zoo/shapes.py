@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -64,9 +64,9 @@ NUM_COMBINATIONS = math.prod(NUM_VALUES)  # 210
 # Attributes and rendering
 
 
-def sample_attributes(n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+def sample_attributes(n: int, rng: torch.Generator | None = None) -> torch.Tensor:
     """n uniform attribute combinations. -> (n, 4) long"""
-    return torch.stack([torch.randint(0, k, (n,), generator=generator) for k in NUM_VALUES], dim=1)
+    return torch.stack([torch.randint(0, k, (n,), generator=rng) for k in NUM_VALUES], dim=1)
 
 
 def all_combinations() -> torch.Tensor:
@@ -107,24 +107,24 @@ def draw(shape: torch.Tensor, rgb: torch.Tensor, side: torch.Tensor, cx: torch.T
     return coverage.unsqueeze(1) * rgb.float().view(-1, 3, 1, 1)
 
 
-def render(attrs: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+def render(attrs: torch.Tensor, rng: torch.Generator | None = None) -> torch.Tensor:
     """Render attribute rows with random size within the class and random jitter. (N, 4) -> (N, 3, 32, 32)"""
     n = len(attrs)
     shape, color, size, position = attrs.unbind(1)
     lo = torch.tensor([SIZE_RANGES[s][0] for s in SIZES])
     hi = torch.tensor([SIZE_RANGES[s][1] for s in SIZES])
-    side = lo[size] + (hi[size] - lo[size]) * torch.rand(n, generator=generator)
+    side = lo[size] + (hi[size] - lo[size]) * torch.rand(n, generator=rng)
     centres = torch.tensor(list(POSITIONS.values()))  # (5, 2)
-    jitter = (2 * torch.rand(n, 2, generator=generator) - 1) * JITTER
+    jitter = (2 * torch.rand(n, 2, generator=rng) - 1) * JITTER
     centre = centres[position] + jitter
     rgb = torch.tensor(list(COLORS.values()))[color]
     return draw(shape, rgb, side, centre[:, 0], centre[:, 1])
 
 
-def sample_images(n: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def sample_images(n: int, rng: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """n fresh images with their attributes: ((n, 3, 32, 32), (n, 4))."""
-    attrs = sample_attributes(n, generator)
-    return render(attrs, generator), attrs
+    attrs = sample_attributes(n, rng)
+    return render(attrs, rng), attrs
 
 
 # ----------------------------------------------------------------------------------------------
@@ -152,22 +152,22 @@ def full_captions() -> list[str]:
     return [caption(row) for row in all_combinations()]
 
 
-def caption_dropout(n: int, generator: torch.Generator | None = None, full_fraction: float = 0.5,
+def caption_dropout(n: int, rng: torch.Generator | None = None, full_fraction: float = 0.5,
                     keep_prob: float = 0.5) -> torch.Tensor:
     """Which attributes each training caption names. -> (n, 4) bool
 
     A `full_fraction` of captions name everything; the rest keep each attribute with
     `keep_prob`, so that partial prompts ("a red circle", "a blue shape") are in distribution.
     """
-    full = torch.rand(n, 1, generator=generator) < full_fraction
-    keep = torch.rand(n, len(ATTRIBUTE_NAMES), generator=generator) < keep_prob
+    full = torch.rand(n, 1, generator=rng) < full_fraction
+    keep = torch.rand(n, len(ATTRIBUTE_NAMES), generator=rng) < keep_prob
     return keep | full
 
 
-def random_captions(attrs: torch.Tensor, generator: torch.Generator | None = None,
+def random_captions(attrs: torch.Tensor, rng: torch.Generator | None = None,
                     full_fraction: float = 0.5, keep_prob: float = 0.5) -> tuple[list[str], torch.Tensor]:
     """Training captions with attribute dropout: (captions, keep mask (N, 4))."""
-    keep = caption_dropout(len(attrs), generator, full_fraction, keep_prob)
+    keep = caption_dropout(len(attrs), rng, full_fraction, keep_prob)
     return [caption(a, k) for a, k in zip(attrs, keep)], keep
 
 
@@ -347,12 +347,12 @@ def load_judge(directory: str | os.PathLike) -> ShapesJudge:
     return freeze(judge)
 
 
-def degrade(x: torch.Tensor, generator: torch.Generator | None = None, max_blur: float = 1.0,
+def degrade(x: torch.Tensor, rng: torch.Generator | None = None, max_blur: float = 1.0,
             max_noise: float = 0.08) -> torch.Tensor:
     """Judge training augmentation: random Gaussian blur and pixel noise, so that it reads
     imperfect generated images the way a person would. (N, 3, H, W) -> same"""
     n = len(x)
-    sigma = max_blur * torch.rand(n, generator=generator)  # (N,)
+    sigma = max_blur * torch.rand(n, generator=rng)  # (N,)
     r = torch.arange(-2, 3, dtype=torch.float32)
     kernel = torch.exp(-r.view(1, -1) ** 2 / (2 * sigma.clamp_min(1e-3).view(-1, 1) ** 2))  # (N, 5)
     kernel = kernel / kernel.sum(dim=1, keepdim=True)
@@ -362,8 +362,8 @@ def degrade(x: torch.Tensor, generator: torch.Generator | None = None, max_blur:
     h = F.conv2d(F.pad(h, (2, 2, 0, 0), mode="replicate"), k.view(-1, 1, 1, 5), groups=n * 3)
     h = F.conv2d(F.pad(h, (0, 0, 2, 2), mode="replicate"), k.view(-1, 1, 5, 1), groups=n * 3)
     h = h.view_as(x)
-    noise = max_noise * torch.rand(n, 1, 1, 1, generator=generator)
-    return (h + noise * torch.randn(x.shape, generator=generator)).clamp(0, 1)
+    noise = max_noise * torch.rand(n, 1, 1, 1, generator=rng)
+    return (h + noise * torch.randn(x.shape, generator=rng)).clamp(0, 1)
 
 
 # ----------------------------------------------------------------------------------------------

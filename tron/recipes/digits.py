@@ -1,12 +1,11 @@
 """Recipe: re-create the digits world (G, f, translator) from fixed seeds.
 
-    python -m tron.zoo.recipes.digits                 # full budget, writes the packaged zoo
-    python -m tron.zoo.recipes.digits --budget tiny --out /tmp/digits   # seconds, for tests
+    python -m tron.recipes.digits                 # full budget, writes the packaged zoo
+    python -m tron.recipes.digits --budget tiny --out /tmp/digits   # seconds, for tests
 """
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -14,15 +13,15 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ...checkpoint import fingerprint, read_config
-from ...encoders import load_encoder, save_encoder
-from ...generators import load_generator, save_generator
-from ...langevin import LangevinConfig
-from ...pairs import generate_pairs
-from ...training import TrainConfig, fit_translator
-from ...translator import Translator, TranslatorConfig, save_translator
-from ...world import WORLD_FILE, ZOO_ROOT
-from ..digits import DigitsClassifier, DigitsVAE, split_digits, load_digits_images
+from ..checkpoint import fingerprint, read_config
+from ..encoders import load_encoder, save_encoder
+from ..generators import load_generator, save_generator
+from ..langevin import LangevinConfig
+from ..pairs import generate_pairs
+from ..training import TrainConfig, epoch_line, fit_translator
+from ..translator import Translator, TranslatorConfig, save_translator
+from ..world import ZOO_ROOT, WorldConfig
+from ..zoo.digits import DigitsClassifier, DigitsVAE, load_digits_images, split_digits
 
 
 @dataclass
@@ -45,6 +44,14 @@ BUDGETS = {
 DEFAULT_LANGEVIN = LangevinConfig(steps=25, step_size=0.03, noise_std=0.01, prior_weight=0.1)
 # The translator learns p(z | y) from one-hot labels drawn from f(G(z))^(1/T) (see TrainConfig).
 TRANSLATOR_TRAINING = dict(batch_size=256, lr=1e-3, sample_labels=True, label_temperature=0.5)
+MODEL_FIELDS = ("hidden_dim", "num_blocks", "num_components", "head", "normalize_condition")
+TRAIN_FIELDS = ("epochs", "batch_size", "lr", "cond_noise_std", "sample_labels", "label_temperature")
+
+
+def training_recipe(model: TranslatorConfig, train: TrainConfig, num_pairs: int) -> dict:
+    """world.json's "training": how the world's translator was made, for the pipelines to repeat."""
+    return {"translator": {k: getattr(model, k) for k in MODEL_FIELDS},
+            "train": {k: getattr(train, k) for k in TRAIN_FIELDS}, "num_pairs": num_pairs}
 
 
 def random_shift(x: torch.Tensor, gen: torch.Generator, max_shift: int = 1) -> torch.Tensor:
@@ -86,7 +93,7 @@ def train_classifier(epochs: int, seed: int, log) -> tuple[DigitsClassifier, flo
     clf = DigitsClassifier()
     opt = torch.optim.Adam(clf.parameters(), lr=1e-3, weight_decay=1e-4)
     gen = torch.Generator().manual_seed(seed)
-    for epoch in range(epochs):
+    for _ in range(epochs):
         clf.train()
         perm = torch.randperm(len(x_tr), generator=gen)
         for start in range(0, len(x_tr), 64):
@@ -104,7 +111,7 @@ def train_classifier(epochs: int, seed: int, log) -> tuple[DigitsClassifier, flo
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(prog="python -m tron.zoo.recipes.digits", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m tron.recipes.digits", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=ZOO_ROOT / "digits", help="world directory to write")
     parser.add_argument("--budget", choices=sorted(BUDGETS), default="full")
@@ -123,7 +130,7 @@ def main(argv: list[str] | None = None) -> dict:
     else:
         vae = train_vae(budget.vae_epochs, args.seed, log)
         generator = vae.decoder
-        save_generator(generator, args.out / "generator", metadata={"recipe": "tron.zoo.recipes.digits", "budget": args.budget})
+        save_generator(generator, args.out / "generator", metadata={"recipe": "tron.recipes.digits", "budget": args.budget})
         classifier, acc = train_classifier(budget.classifier_epochs, args.seed, log)
         save_encoder(classifier, args.out / "encoder", metadata={"held_out_accuracy": acc, "budget": args.budget})
 
@@ -135,8 +142,7 @@ def main(argv: list[str] | None = None) -> dict:
     translator = Translator(TranslatorConfig(cond_dim=10, latent_dim=generator.latent_dim, hidden_dim=256,
                                              num_blocks=2, num_components=10, head="gmm"))
     train_cfg = TrainConfig(epochs=budget.translator_epochs, seed=args.seed, **TRANSLATOR_TRAINING)
-    history = fit_translator(translator, z, c, train_cfg,
-                             log=lambda r: log(f"translator epoch {r['epoch']}: train {r['train_loss']:.4f} val {r.get('val_loss', float('nan')):.4f}"))
+    history = fit_translator(translator, z, c, train_cfg, log=lambda r: log(epoch_line(r)))
     meta = {
         "generator_fingerprint": fingerprint(args.out / "generator"),
         "encoder_fingerprint": fingerprint(args.out / "encoder"),
@@ -145,14 +151,14 @@ def main(argv: list[str] | None = None) -> dict:
         "train_config": asdict(train_cfg),
     }
     save_translator(translator, args.out / "translator", metadata=meta)
-    world = {
-        "name": "digits",
-        "description": "scikit-learn 8x8 digits at 16x16: VAE decoder G, CNN classifier f, GMM translator",
-        "classifier_held_out_accuracy": acc,
-        "condition": "label",
-        "langevin": asdict(DEFAULT_LANGEVIN),
-    }
-    (args.out / WORLD_FILE).write_text(json.dumps(world, indent=2) + "\n")
+    WorldConfig(
+        name="digits",
+        description="scikit-learn 8x8 digits at 16x16: VAE decoder G, CNN classifier f, GMM translator",
+        langevin=DEFAULT_LANGEVIN,
+        judge={"kind": "digits-svm"},
+        training=training_recipe(translator.config, train_cfg, len(z)),
+        metrics={"classifier_held_out_accuracy": acc},
+    ).save(args.out)
     log(f"wrote {args.out} in {time.time() - t0:.0f} s")
     return {"classifier_accuracy": acc, "history": history, "out": str(args.out)}
 

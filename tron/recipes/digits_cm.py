@@ -7,14 +7,13 @@ discretisation curriculum N(k) that doubles from s0 to s1. G(z) is one step from
 (`tron.adapters.consistency`). f is a copy of the digits world's CNN classifier, so that the
 judged table compares like with like; the translator is trained on this G's pairs.
 
-    python -m tron.zoo.recipes.digits_cm                       # full budget, writes the packaged zoo
-    python -m tron.zoo.recipes.digits_cm --budget tiny --out /tmp/cm   # seconds, for tests
+    python -m tron.recipes.digits_cm                       # full budget, writes the packaged zoo
+    python -m tron.recipes.digits_cm --budget tiny --out /tmp/cm   # seconds, for tests
 """
 from __future__ import annotations
 
 import argparse
 import copy
-import json
 import math
 import shutil
 import time
@@ -23,15 +22,15 @@ from pathlib import Path
 
 import torch
 
-from ...checkpoint import fingerprint
-from ...encoders import load_encoder
-from ...langevin import LangevinConfig
-from ...pairs import generate_pairs
-from ...training import TrainConfig, fit_translator
-from ...translator import Translator, TranslatorConfig, save_translator
-from ...world import WORLD_FILE, ZOO_ROOT
-from ..digits import load_digits_images
-from .digits import TRANSLATOR_TRAINING, random_shift
+from ..checkpoint import fingerprint
+from ..encoders import load_encoder
+from ..langevin import LangevinConfig
+from ..pairs import generate_pairs
+from ..training import TrainConfig, epoch_line, fit_translator
+from ..translator import Translator, TranslatorConfig, save_translator
+from ..world import ZOO_ROOT, WorldConfig
+from ..zoo.digits import load_digits_images
+from .digits import TRANSLATOR_TRAINING, random_shift, training_recipe
 
 
 @dataclass
@@ -79,7 +78,7 @@ def discretisation(step: int, total: int, s1: int) -> int:
 
 
 def train_consistency(budget: Budget, seed: int, log):
-    from ...adapters.consistency import ConsistencyGenerator
+    from ..adapters.consistency import ConsistencyGenerator
 
     torch.manual_seed(seed)
     x_all, _ = load_digits_images()
@@ -125,9 +124,9 @@ def train_consistency(budget: Budget, seed: int, log):
 
 
 def main(argv: list[str] | None = None) -> dict:
-    from ...adapters.consistency import save_consistency
+    from ..adapters.consistency import save_consistency
 
-    parser = argparse.ArgumentParser(prog="python -m tron.zoo.recipes.digits_cm", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m tron.recipes.digits_cm", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=ZOO_ROOT / "digits-cm", help="world directory to write")
     parser.add_argument("--budget", choices=sorted(BUDGETS), default="full")
@@ -141,11 +140,11 @@ def main(argv: list[str] | None = None) -> dict:
 
     generator = train_consistency(budget, args.seed, log)
     save_consistency(generator, args.out / "generator", dtype=torch.float16,
-                     metadata={"recipe": "tron.zoo.recipes.digits_cm", "budget": args.budget, "steps": budget.steps})
+                     metadata={"recipe": "tron.recipes.digits_cm", "budget": args.budget, "steps": budget.steps})
     if (args.out / "encoder").resolve() != args.encoder.resolve():
         shutil.rmtree(args.out / "encoder", ignore_errors=True)
         shutil.copytree(args.encoder, args.out / "encoder")
-    from ...generators import load_generator
+    from ..generators import load_generator
 
     generator = load_generator(args.out / "generator")  # exactly what the world will load (fp16-rounded)
     classifier = load_encoder(args.out / "encoder")
@@ -154,8 +153,7 @@ def main(argv: list[str] | None = None) -> dict:
     translator = Translator(TranslatorConfig(cond_dim=10, latent_dim=generator.latent_dim, hidden_dim=256,
                                              num_blocks=2, num_components=10, head="gmm"))
     train_cfg = TrainConfig(epochs=budget.translator_epochs, seed=args.seed, **TRANSLATOR_TRAINING)
-    history = fit_translator(translator, z, c, train_cfg,
-                             log=lambda r: log(f"translator epoch {r['epoch']}: train {r['train_loss']:.4f} val {r.get('val_loss', float('nan')):.4f}"))
+    history = fit_translator(translator, z, c, train_cfg, log=lambda r: log(epoch_line(r)))
     meta = {
         "generator_fingerprint": fingerprint(args.out / "generator"),
         "encoder_fingerprint": fingerprint(args.out / "encoder"),
@@ -164,14 +162,14 @@ def main(argv: list[str] | None = None) -> dict:
         "train_config": asdict(train_cfg),
     }
     save_translator(translator, args.out / "translator", metadata=meta)
-    world = {
-        "name": "digits-cm",
-        "description": "scikit-learn 8x8 digits at 16x16: one-step consistency model G (diffusers UNet2DModel, "
-                       "consistency training), the digits CNN classifier f, GMM translator",
-        "condition": "label",
-        "langevin": asdict(DEFAULT_LANGEVIN),
-    }
-    (args.out / WORLD_FILE).write_text(json.dumps(world, indent=2) + "\n")
+    WorldConfig(
+        name="digits-cm",
+        description="scikit-learn 8x8 digits at 16x16: one-step consistency model G (diffusers UNet2DModel, "
+                    "consistency training), the digits CNN classifier f, GMM translator",
+        langevin=DEFAULT_LANGEVIN,
+        judge={"kind": "digits-svm"},
+        training=training_recipe(translator.config, train_cfg, len(z)),
+    ).save(args.out)
     log(f"wrote {args.out} in {time.time() - t0:.0f} s")
     return {"history": history, "out": str(args.out)}
 

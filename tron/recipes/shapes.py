@@ -1,8 +1,8 @@
 """Recipe: re-create the shapes world (CLIP f, GAN G, attribute judge, translator) from fixed seeds.
 
-    python -m tron.zoo.recipes.shapes                          # every stage, full budget, the packaged zoo
-    python -m tron.zoo.recipes.shapes --stage gan              # one stage (clip, gan, judge, translator)
-    python -m tron.zoo.recipes.shapes --budget tiny --out /tmp/shapes   # seconds, for tests
+    python -m tron.recipes.shapes                          # every stage, full budget, the packaged zoo
+    python -m tron.recipes.shapes --stage gan              # one stage (clip, gan, judge, translator)
+    python -m tron.recipes.shapes --budget tiny --out /tmp/shapes   # seconds, for tests
 
 Stages write their part of the world directory and can be re-run alone; `translator` needs the
 generator and encoder in place and writes world.json last. Every image is rendered on the fly
@@ -12,25 +12,25 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
-from ...checkpoint import fingerprint
-from ...clip import AugmentConfig, OpenClipEncoder, create_open_clip, save_open_clip
-from ...encoders import load_encoder
-from ...generators import load_generator, save_generator
-from ...langevin import LangevinConfig
-from ...pairs import generate_pairs
-from ...training import TrainConfig, fit_translator
-from ...translator import Translator, TranslatorConfig, save_translator
-from ...world import WORLD_FILE, ZOO_ROOT
-from .. import shapes as S
+from ..augment import AugmentConfig
+from ..checkpoint import fingerprint
+from ..clip import OpenClipEncoder, create_open_clip, save_open_clip
+from ..encoders import load_encoder
+from ..generators import load_generator, save_generator
+from ..langevin import LangevinConfig
+from ..pairs import generate_pairs
+from ..training import TrainConfig, epoch_line, fit_translator
+from ..translator import Translator, TranslatorConfig, save_translator
+from ..world import ZOO_ROOT, WorldConfig
+from ..zoo import shapes as S
 
 Log = Callable[[str], None]
 STAGES = ("clip", "judge", "gan", "translator")  # the order they run in
@@ -82,11 +82,11 @@ BUDGETS = {
 
 # Sampling defaults shipped in world.json and the encoder's energy augmentations: chosen by the
 # measurements in docs/shapes.md.
-DEFAULT_LANGEVIN = LangevinConfig(steps=25, step_size=0.05, noise_std=0.01, prior_weight=0.01)
+DEFAULT_AUGMENT = AugmentConfig(num=4, translation=2 / 32, fresh=False)  # 4 views of +-2 px shifts
+DEFAULT_LANGEVIN = LangevinConfig(steps=25, step_size=0.05, noise_std=0.01, prior_weight=0.01, augment=DEFAULT_AUGMENT)
 # The translator's shared std is close to 1 in every latent direction (p(z|c) of a GAN behind a
 # mapping network is not axis-aligned), so z0 is drawn from the mixture with its std scaled by this.
 TRANSLATOR_STD_SCALE = 0.15
-DEFAULT_AUGMENT = AugmentConfig(num=4, max_shift=2, cutout=0.0, color=0.0)
 COND_NOISE_STD = 0.2  # Gaussian noise on the normalised CLIP image embedding while training the translator
 
 
@@ -298,7 +298,7 @@ def train_clip(steps: int, batch: int, seed: int, model_name: str, directory: Pa
     """Contrastive training on rendered images and captions with attribute dropout."""
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    encoder = create_open_clip(model_name, CLIP_CONFIGS[model_name], directory, DEFAULT_AUGMENT)
+    encoder = create_open_clip(model_name, CLIP_CONFIGS[model_name], directory)
     model = encoder.model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=1e-3, total_steps=max(1, steps), pct_start=0.1)
@@ -346,8 +346,7 @@ def train_translator(out: Path, pairs: int, epochs: int, hidden: int, seed: int,
     translator = Translator(TranslatorConfig(cond_dim=encoder.embed_dim, latent_dim=generator.latent_dim, hidden_dim=hidden,
                                              num_blocks=2, num_components=10, head="gmm", normalize_condition=True))
     train_cfg = TrainConfig(epochs=epochs, batch_size=256, lr=1e-3, cond_noise_std=COND_NOISE_STD, seed=seed)
-    history = fit_translator(translator, z, c, train_cfg,
-                             log=lambda r: log(f"translator epoch {r['epoch']}: train {r['train_loss']:.4f} val {r.get('val_loss', float('nan')):.4f}"))
+    history = fit_translator(translator, z, c, train_cfg, log=lambda r: log(epoch_line(r)))
     meta = {
         "generator_fingerprint": fingerprint(out / "generator"),
         "encoder_fingerprint": fingerprint(out / "encoder"),
@@ -358,20 +357,19 @@ def train_translator(out: Path, pairs: int, epochs: int, hidden: int, seed: int,
     return translator, meta
 
 
-def write_world_file(out: Path) -> None:
-    world = {
-        "name": "shapes",
-        "description": "procedural 32x32 shapes: latent GAN G, open_clip CLIP f (text and image conditions), GMM translator",
-        "condition": "text",
-        "judge": "judge",
-        "langevin": asdict(DEFAULT_LANGEVIN),
-        "translator_std_scale": TRANSLATOR_STD_SCALE,
-    }
-    (out / WORLD_FILE).write_text(json.dumps(world, indent=2) + "\n")
+def write_world_file(out: Path, training: dict | None = None) -> None:
+    WorldConfig(
+        name="shapes",
+        description="procedural 32x32 shapes: latent GAN G, open_clip CLIP f (text and image conditions), GMM translator",
+        langevin=DEFAULT_LANGEVIN,
+        translator_std_scale=TRANSLATOR_STD_SCALE,
+        judge={"kind": "shapes-attributes", "path": "judge"},
+        training=training or {},
+    ).save(out)
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(prog="python -m tron.zoo.recipes.shapes", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m tron.recipes.shapes", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=ZOO_ROOT / "shapes", help="world directory to write")
     parser.add_argument("--budget", choices=sorted(BUDGETS), default="full")
@@ -383,7 +381,7 @@ def main(argv: list[str] | None = None) -> dict:
     stages = args.stage or list(STAGES)
     out: Path = args.out
     log = lambda msg: print(f"[shapes recipe] {msg}", flush=True)  # noqa: E731
-    recipe = {"recipe": "tron.zoo.recipes.shapes", "budget": args.budget, "seed": args.seed}
+    recipe = {"recipe": "tron.recipes.shapes", "budget": args.budget, "seed": args.seed}
     results: dict = {"out": str(out)}
     t0 = time.time()
 
@@ -422,7 +420,9 @@ def main(argv: list[str] | None = None) -> dict:
         translator, meta = train_translator(out, budget.pairs, budget.translator_epochs, budget.translator_hidden,
                                             args.seed + 3, log)
         save_translator(translator, out / "translator", metadata={**recipe, **meta})
-        write_world_file(out)
+        from .digits import training_recipe
+
+        write_world_file(out, training_recipe(translator.config, TrainConfig(**meta["train_config"]), meta["pairs"]))
         results["translator"] = {"final_val_loss": meta["final_val_loss"], "seconds": time.time() - t}
 
     log(f"wrote {out} ({', '.join(stages)}) in {time.time() - t0:.0f} s")

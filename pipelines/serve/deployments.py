@@ -1,0 +1,155 @@
+"""The Ray Serve deployments (Ray is imported here only):
+
+    client --HTTP--> TronIngress (validation, PNG encoding) --handle--> TronSampler (@serve.batch)
+
+`build_app(config)` builds the FastAPI app for the config (pipelines.serve.api) and an ingress
+deployment around it with Serve's documented form, `@serve.ingress(app)`; the app's routes reach the
+ingress replica's handle to the sampler through `ReplicaBackend`. `app_builder(args)` is the same for
+a Serve config file (`import_path: pipelines.serve.deployments:app_builder`).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import os
+import time
+from dataclasses import asdict
+from typing import Any
+
+from ray import serve
+
+from .api import Overloaded, Unavailable, create_app
+from .config import ServeConfig
+from .model import Job, ServedModel
+from .registry import Reload
+
+INGRESS_NAME, SAMPLER_NAME = "TronIngress", "TronSampler"
+APP_NAME = "tron"
+
+
+@serve.deployment(name=SAMPLER_NAME)
+class TronSampler:
+    """Holds the model; concurrent `generate` calls meet in `_batch`."""
+
+    def __init__(self, config: dict) -> None:
+        self.config = ServeConfig.from_dict(config)
+        self.model = ServedModel(self.config)
+        self._batch.set_max_batch_size(self.config.max_batch_size)
+        self._batch.set_batch_wait_timeout_s(self.config.batch_wait_timeout_s)
+        # Serve runs the constructor on the replica's event loop: the task shares it with the batches.
+        self._follower = asyncio.get_running_loop().create_task(self._follow_alias()) \
+            if self.config.follows_alias() else None
+
+    async def describe(self) -> dict:
+        return self.model.description
+
+    async def _follow_alias(self) -> None:
+        """Follow promotions: check the alias every reload_interval_s; fetch and check a new version
+        in a thread, then swap it in here, on the event loop, which a running batch blocks: so the
+        swap falls between batches and no request sees two translators."""
+        log = logging.getLogger("ray.serve")
+        while True:
+            await asyncio.sleep(self.config.reload_interval_s)
+            try:
+                reload = await asyncio.to_thread(self.model.fetch_promoted)
+            except Exception as exc:  # noqa: BLE001 - e.g. the registry is unreachable: keep serving, retry
+                reload = Reload(None, error=f"cannot resolve {self.config.translator}: {type(exc).__name__}: {exc}")
+            message = self.model.apply(reload)
+            if message:
+                (log.warning if self.model.description["pending_reload_error"] else log.info)(message)
+
+    async def replica(self) -> dict:
+        """Which process answers (tests check that bad requests do not restart it)."""
+        return {"pid": os.getpid(), "replica": serve.get_replica_context().replica_id.unique_id}
+
+    async def generate(self, job: Job) -> dict:
+        from tron.errors import TronError
+
+        arrived = time.perf_counter()  # the request's deadline counts from here
+        try:
+            c = self.model.condition(job)
+        except (TronError, ValueError) as exc:  # the caller's input: answer it, stay up
+            return {"error": str(exc)}
+        return await self._batch((c, job, arrived))  # its "model" is the one that sampled it
+
+    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.01)  # both reset from the config in __init__
+    async def _batch(self, items: list[tuple]) -> list[dict]:
+        deadlines = [arrived + (job.timeout_s if job.timeout_s is not None else math.inf) for _, job, arrived in items]
+        # Sampling blocks this replica's event loop on purpose. @serve.batch forms a batch as soon as
+        # requests arrive, even while the previous batch still runs; in a thread, the requests that
+        # arrive meanwhile would form many small batches queued behind it. Blocked, they wait
+        # unread and become the next batch together.
+        outs = self.model.sample([c for c, _, _ in items], [job for _, job, _ in items], deadlines)
+        return outs
+
+
+class HandleBackend:
+    """The sampler deployment as create_app's backend: Serve's errors become Overloaded / Unavailable."""
+
+    def __init__(self, handle) -> None:
+        self.handle = handle
+
+    async def describe(self) -> dict:
+        return await self.handle.describe.remote()
+
+    async def generate(self, job: Job) -> dict:
+        from ray.exceptions import RayActorError
+        from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
+
+        response = self.handle.generate.remote(job)
+        try:
+            return await response
+        except asyncio.CancelledError:  # the ingress gave up (timeout): drop the queued work too
+            response.cancel()
+            raise
+        except BackPressureError as exc:
+            raise Overloaded(str(exc).splitlines()[0]) from None
+        except (RayActorError, DeploymentUnavailableError) as exc:
+            raise Unavailable(type(exc).__name__) from None
+
+
+class ReplicaBackend:
+    """create_app's backend inside an ingress replica: the replica's own HandleBackend."""
+
+    @staticmethod
+    def _backend() -> HandleBackend:
+        return serve.get_replica_context().servable_object.backend
+
+    async def describe(self) -> dict:
+        return await self._backend().describe()
+
+    async def generate(self, job: Job) -> dict:
+        return await self._backend().generate(job)
+
+
+def build_app(config: ServeConfig):
+    """The Serve application: TronIngress.bind(TronSampler.bind(...)), options from the config."""
+    args = asdict(config)
+    app = create_app(config, ReplicaBackend())
+
+    @serve.deployment(name=INGRESS_NAME)
+    @serve.ingress(app)
+    class TronIngress:
+        """HTTP in front of the sampler: the routes of `app`, which reach `self.backend`."""
+
+        def __init__(self, sampler) -> None:
+            self.backend = HandleBackend(sampler)
+
+    bound_sampler = TronSampler.options(
+        num_replicas=config.sampler_replicas,
+        max_ongoing_requests=config.max_ongoing_requests,
+        max_queued_requests=config.max_queued_requests,
+        ray_actor_options={"num_cpus": config.sampler_num_cpus},
+    ).bind(args)
+    return TronIngress.options(
+        max_ongoing_requests=config.ingress_max_ongoing_requests,
+        max_queued_requests=config.ingress_max_queued_requests,
+        ray_actor_options={"num_cpus": config.ingress_num_cpus},
+    ).bind(bound_sampler)
+
+
+def app_builder(args: dict[str, Any]):
+    """For a Serve config's `import_path: pipelines.serve.deployments:app_builder`; `args:` are
+    ServeConfig fields."""
+    return build_app(ServeConfig.from_dict(args))
