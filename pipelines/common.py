@@ -16,7 +16,15 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """One-line usage errors with exit code 2."""
+    """One-line usage errors with exit code 2; `type=float` arguments must be finite (as in the
+    tron CLI: 'nan', 'inf' and numbers that overflow are refused)."""
+
+    def add_argument(self, *args, **kwargs):
+        if kwargs.get("type") is float:
+            from tron.cli import finite_float
+
+            kwargs["type"] = finite_float
+        return super().add_argument(*args, **kwargs)
 
     def error(self, message: str) -> None:
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")

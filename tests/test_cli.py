@@ -63,3 +63,29 @@ def test_list(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
     assert "zoo:digits" in out and "digits-vae-decoder" in out and "digits-cnn" in out
+
+
+@pytest.mark.parametrize("module,argv", [
+    ("build_dataset", ["--out", "x", "--num-cpus", "nan"]),
+    ("build_dataset", ["--out", "x", "--num-gpus", "inf"]),
+    ("train_translator", ["--dataset", "x", "--lr", "1e999"]),
+    ("train_translator", ["--dataset", "x", "--cond-noise-std", "nan"]),
+    ("retrain", ["--generator", "zoo:digits", "--energy-margin=-inf"]),
+])
+def test_pipeline_numeric_arguments_refuse_non_finite_values(module, argv, capsys):
+    import importlib
+
+    parser = importlib.import_module(f"pipelines.{module}").build_parser()
+    with pytest.raises(SystemExit) as exc:
+        parser.parse_args(argv)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "finite number" in err and len(err.strip().splitlines()) == 1
+
+
+def test_serve_numeric_arguments_refuse_non_finite_values(capsys):
+    from pipelines.serve.cli import parse_args
+
+    for argv in (["--timeout", "nan"], ["--num-cpus", "inf"], ["--reload-interval", "1e999"]):
+        with pytest.raises(SystemExit):
+            parse_args(argv)
+        assert "finite number" in capsys.readouterr().err

@@ -314,6 +314,13 @@ BAD_REQUESTS = [
     ({"prompts": []}, "at least 1 item"),
     ({"prompts": [{"text": "a", "weight": "heavy"}]}, "valid number"),
     ("{not json", "JSON decode error"),
+    ('{"label": 3, "steps": NaN}', "NaN is not valid JSON"),
+    ('{"label": 3, "seed": Infinity}', "Infinity is not valid JSON"),
+    ('{"label": 3, "num_samples": 1e999}', "out of range"),
+    ('{"label": 3, "seed": -Infinity}', "not valid JSON"),
+    ('{"label": 3, "steps": ' + "9" * 400 + "}", "out of range"),
+    ('[' * 3000 + ']' * 3000, "nested too deeply"),
+    ('{"text": "\\u200b\\u200d"}', "empty"),
     ("[1, 2]", "valid dictionary"),
     ("null", "valid dictionary"),
 ]

@@ -33,7 +33,7 @@ def resolve_local_dir(spec: str | Path) -> Path:
     found = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == scheme]
     if not found:
         raise TronError(f"no resolver for {scheme}:/ URIs (entry-point group {ENTRY_POINT_GROUP!r}); "
-                        f"install the pipelines extras or pass a local directory")
+                        "pip install 'tron[pipelines]', or pass a local directory")
     try:
         return Path(found[0].load()(spec))
     except TronError:

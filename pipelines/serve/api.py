@@ -229,7 +229,10 @@ def strict_json(body: bytes) -> Any:
             raise ValueError(f"the number {text[:40]} is out of range")
         return value
 
-    return json.loads(body, parse_constant=constant, parse_float=number, parse_int=_bounded_int)
+    try:
+        return json.loads(body, parse_constant=constant, parse_float=number, parse_int=_bounded_int)
+    except RecursionError:
+        raise ValueError("the JSON is nested too deeply") from None
 
 
 def _bounded_int(text: str) -> int:
@@ -271,6 +274,9 @@ def safe_errors(errors: list[dict]) -> list[dict]:
     for e in errors:
         item = {k: e[k] for k in ("type", "loc", "msg") if k in e}
         item["loc"] = [x if isinstance(x, (str, int)) else str(x) for x in item.get("loc", [])]
+        reason = (e.get("ctx") or {}).get("error")
+        if reason is not None:
+            item["msg"] = f"{item.get('msg', '')}: {str(reason)[:200]}"
         out.append(item)
     return out
 

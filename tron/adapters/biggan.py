@@ -33,6 +33,8 @@ KIND = "biggan"
 class BigGANGenerator(Generator):
     """w (B, z_dim + class_embed_dim) -> (B, 3, S, S) in [0, 1]."""
 
+    reference_step_size = 5.0  # the authors' Langevin step for BigGAN (tron.presets.reference)
+
     default_prior = PriorConfig("truncated-normal", 2.0)  # BigGAN's truncated_noise_sample
 
     def __init__(self, biggan_config: dict[str, Any], truncation: float = 1.0, z_clamp: float | None = 2.0) -> None:
@@ -56,11 +58,11 @@ class BigGANGenerator(Generator):
         """e = E y for integer labels (B,) -> (B, embed_dim)."""
         return self.biggan.embeddings.weight.t()[labels]
 
-    def sample_latents(self, n: int, generator: torch.Generator | None = None,
+    def sample_latents(self, n: int, rng: torch.Generator | None = None,
                        prior: PriorConfig | None = None) -> torch.Tensor:
         device = self.biggan.embeddings.weight.device
-        z = sample_prior(prior or self.default_prior, n, self.z_dim, generator, device=device) * self.truncation
-        labels = torch.randint(0, self.num_classes, (n,), generator=generator, device=device)
+        z = sample_prior(prior or self.default_prior, n, self.z_dim, rng, device=device) * self.truncation
+        labels = torch.randint(0, self.num_classes, (n,), generator=rng, device=device)
         return torch.cat([z, self.class_embedding(labels)], dim=1)  # (n, z_dim + embed_dim)
 
     def decode(self, w: torch.Tensor) -> torch.Tensor:  # (B, d) -> (B, 3, S, S) in [0, 1]
