@@ -107,3 +107,26 @@ def test_mismatched_translator_is_refused(tiny_generator, tiny_classifier):
 
     with pytest.raises(ConditionError, match="latent_dim"):
         Sampler(tiny_generator, tiny_classifier, Translator(TranslatorConfig(cond_dim=10, latent_dim=5, hidden_dim=8)))
+
+
+def test_a_path_of_conditions_keeps_each_samples_component_and_noise(tiny_generator, tiny_classifier, tiny_translator):
+    from tron.conditions import interpolate
+
+    sampler = Sampler(tiny_generator, tiny_classifier, tiny_translator)
+    a, b = tiny_classifier.condition_from_labels([1, 6])
+    path = torch.stack([a, a, b])  # two identical frames, then another class
+    cfg = LangevinConfig(steps=3, step_size=0.1, noise_std=0.05)
+    res = sampler.sample_path(path, 4, cfg, seed=2)
+    assert res.images.shape == (12, 1, 16, 16) and res.condition_index.tolist() == [0] * 4 + [1] * 4 + [2] * 4
+    assert torch.equal(res.latents[:4], res.latents[4:8])  # the same condition gives the same frame
+    assert not torch.equal(res.latents[:4], res.latents[8:])
+    # the frames of sample j start from one component: the translator's mean for that component
+    out0, out2 = tiny_translator(path[:1]), tiny_translator(path[2:])
+    z0 = sampler.sample_path(path, 4, LangevinConfig(steps=0), seed=2).latents
+    for j in range(4):  # z0 = mean_k(c) + std * eps with the same k and eps in the first and last frame
+        offsets0 = z0[j] - out0["means"][0]  # (K, d): z0 - each component's mean
+        offsets2 = z0[8 + j] - out2["means"][0]
+        same = [k for k in range(len(offsets0)) if torch.allclose(offsets0[k], offsets2[k], atol=1e-5)]
+        assert len(same) == 1
+    smooth = interpolate(torch.ones(10) / 10, a, 3)
+    assert smooth.shape == (3, 10)

@@ -168,9 +168,9 @@ def clip_world(tmp_path_factory):
     """A random tiny CLIP world: shapes-style G (RGB 32x32), an open_clip f, a translator that fits them."""
     from tron.checkpoint import fingerprint
     from tron.clip import create_open_clip, save_open_clip
-    from tron.zoo.shapes import ShapesGenerator
     from tron.generators import save_generator
     from tron.translator import Translator, TranslatorConfig, save_translator
+    from tron.zoo.shapes import ShapesGenerator
 
     tiny = {"embed_dim": 8,
             "vision_cfg": {"image_size": 32, "patch_size": 8, "width": 16, "layers": 1, "head_width": 8, "mlp_ratio": 2.0},

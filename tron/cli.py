@@ -125,7 +125,10 @@ def cmd_sample(args) -> int:
     sampler = world.sampler(condition.kind)
     bar, update = _progress(len(condition) * args.n, "sampling")
     t0 = time.perf_counter()
-    result = sampler.sample(condition.c, args.n, langevin, seed=args.seed, init=args.init, progress=update)
+    if args.interpolate:  # frames that change smoothly: each sample keeps its component and noise along the path
+        result = sampler.sample_path(condition.c, args.n, langevin, seed=args.seed, init=args.init)
+    else:
+        result = sampler.sample(condition.c, args.n, langevin, seed=args.seed, init=args.init, progress=update)
     bar.close()
     seconds = time.perf_counter() - t0
     written = []

@@ -45,6 +45,7 @@ class Chains:
     rng: torch.Generator
     steps: int
     deadline: float | None = None  # a time.perf_counter() value; past it the group is dropped
+    component: torch.Tensor | None = None  # (n,) mixture components to start from (default: drawn)
 
 
 class Sampler:
@@ -82,11 +83,12 @@ class Sampler:
 
     # -- chains --------------------------------------------------------------------------------
 
-    def initial_latents(self, c: torch.Tensor, init: str, rng: torch.Generator, prior: PriorConfig | None) -> torch.Tensor:
+    def initial_latents(self, c: torch.Tensor, init: str, rng: torch.Generator, prior: PriorConfig | None,
+                        component: torch.Tensor | None = None) -> torch.Tensor:
         if init == "translator":
             if self.translator is None:
                 raise ConditionError("init='translator' needs a translator")
-            return self.translator.sample(c, rng=rng, std_scale=self.translator_std_scale)
+            return self.translator.sample(c, rng=rng, std_scale=self.translator_std_scale, component=component)
         if init == "prior":
             return self.generator.sample_latents(len(c), rng, prior)
         raise ValueError(f"init must be one of {INITS}, got {init!r}")
@@ -100,7 +102,7 @@ class Sampler:
         for g in groups:
             bounds.append(bounds[-1] + len(g.c))
         c = torch.cat([g.c.to(device) for g in groups])  # (N, k)
-        z0 = torch.cat([self.initial_latents(g.c.to(device), init, g.rng, prior) for g in groups])  # (N, d)
+        z0 = torch.cat([self.initial_latents(g.c.to(device), init, g.rng, prior, g.component) for g in groups])  # (N, d)
         steps = torch.cat([torch.full((len(g.c),), int(g.steps)) for g in groups])
         expired = [False] * len(groups)
         group_of = torch.repeat_interleave(torch.arange(len(groups)), torch.tensor([len(g.c) for g in groups]))
@@ -151,6 +153,25 @@ class Sampler:
             parts.append(res)
             if progress is not None:
                 progress(len(cb))
+        return SampleResult(torch.cat([p.images for p in parts]), torch.cat([p.energies for p in parts]),
+                            torch.cat([p.latents for p in parts]), index.cpu())
+
+    def sample_path(self, path: torch.Tensor, num_per_condition: int = 1, langevin: LangevinConfig | None = None,
+                    seed: int = 0, init: str = "translator", prior: PriorConfig | None = None) -> SampleResult:
+        """Samples along a path of conditions (M, k) (an interpolation) that change smoothly from
+        frame to frame: sample j of every frame starts from the same mixture component (drawn for
+        the first frame) and the same noise, and sees the same Langevin noise, so its frames differ
+        only by their condition. Rows are grouped by frame, as in `sample`."""
+        langevin = langevin or LangevinConfig()
+        c, index = self._rows(path, num_per_condition)
+        component = None
+        if init == "translator" and self.translator is not None and self.translator.config.head == "gmm":
+            first = torch.Generator(device=self.device).manual_seed(int(seed))
+            probs = torch.softmax(self.translator(c[:1].expand(num_per_condition, -1))["logits"], dim=-1)
+            component = torch.multinomial(probs, 1, generator=first).squeeze(1)  # (n,)
+        groups = [Chains(c[m:m + 1].expand(num_per_condition, -1), torch.Generator(device=self.device).manual_seed(int(seed)),
+                         langevin.steps, component=component) for m in range(len(c))]
+        parts = self.run(groups, langevin, init, prior)
         return SampleResult(torch.cat([p.images for p in parts]), torch.cat([p.energies for p in parts]),
                             torch.cat([p.latents for p in parts]), index.cpu())
 
