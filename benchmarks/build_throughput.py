@@ -1,4 +1,6 @@
-"""Pairs/s of dataset building: a bare in-process loop vs the Ray pipeline with 1 and 2 workers.
+"""Pairs/s of dataset building: a bare in-process loop vs the Ray pipeline with 1 and 2 workers,
+as Ray tasks (one per shard) and as Ray Data map_batches over an actor pool holding G and f
+(`--executor actors`); both executors must write byte-identical shards (checked).
 
     .venv/bin/python benchmarks/build_throughput.py [--world zoo:digits] [--shards 8] [--rows 5000]
 
@@ -41,15 +43,24 @@ def bare(world: str, shards: int, rows: int, batch: int) -> float:
     return shards * rows / seconds
 
 
-def ray_build(world: str, shards: int, rows: int, batch: int, workers: int) -> float:
+SHARDS_SEEN: dict[str, list[bytes]] = {}
+
+
+def ray_build(world: str, shards: int, rows: int, batch: int, workers: int, executor: str = "tasks") -> float:
     from pipelines import build_dataset
+    from tron.dataset import shard_name
 
     out = Path(tempfile.mkdtemp(prefix=f"bench-ray{workers}-"))
     argv = ["--generator", world, "--num-pairs", str(shards * rows), "--rows-per-shard", str(rows), "--batch-size",
-            str(batch), "--out", str(out), "--max-in-flight", str(workers), "--no-mlflow"]
+            str(batch), "--out", str(out), "--max-in-flight", str(workers), "--actors", str(workers),
+            "--executor", executor, "--no-mlflow"]
     t0 = time.perf_counter()
     build_dataset.main(argv)
     seconds = time.perf_counter() - t0
+    data = [(out / shard_name(i)).read_bytes() for i in range(shards)]
+    key = f"{world}/{shards}/{rows}/{batch}"
+    if SHARDS_SEEN.setdefault(key, data) != data:
+        raise SystemExit(f"{executor} with {workers} workers wrote different shards: the executors must agree byte for byte")
     shutil.rmtree(out)
     return shards * rows / seconds
 
@@ -79,13 +90,18 @@ def main(argv=None) -> None:
         b = max(bare(world, args.shards, args.rows, args.batch_size) for _ in range(args.repeats))
         r1 = max(ray_build(world, args.shards, args.rows, args.batch_size, 1) for _ in range(args.repeats))
         r2 = max(ray_build(world, args.shards, args.rows, args.batch_size, 2) for _ in range(args.repeats))
-        rows.append((world, b, r1, r2))
+        ray_build(world, 2, 200, args.batch_size, 2, "actors")  # warm-up of Ray Data
+        a1 = max(ray_build(world, args.shards, args.rows, args.batch_size, 1, "actors") for _ in range(args.repeats))
+        a2 = max(ray_build(world, args.shards, args.rows, args.batch_size, 2, "actors") for _ in range(args.repeats))
+        rows.append((world, b, r1, r2, a1, a2))
     ray.shutdown()
-    print(f"\n{args.shards} shards x {args.rows} pairs, batch {args.batch_size}, best of {args.repeats}; pairs/s")
-    print("| world | bare loop | Ray, 1 worker | Ray, 2 workers | 2 vs 1 worker | Ray overhead at 1 worker |")
-    print("|---|---|---|---|---|---|")
-    for world, b, r1, r2 in rows:
-        print(f"| {world} | {b:,.0f} | {r1:,.0f} | {r2:,.0f} | {r2 / r1:.2f}x | {(1 - r1 / b) * 100:.1f} % |")
+    print(f"\n{args.shards} shards x {args.rows} pairs, batch {args.batch_size}, best of {args.repeats}; pairs/s; "
+          "the shards of every variant were byte-identical")
+    print("| world | bare loop | tasks, 1 worker | tasks, 2 workers | actor pool, 1 | actor pool, 2 | 2 vs 1 (tasks) "
+          "| Ray overhead at 1 worker (tasks) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for world, b, r1, r2, a1, a2 in rows:
+        print(f"| {world} | {b:,.0f} | {r1:,.0f} | {r2:,.0f} | {a1:,.0f} | {a2:,.0f} | {r2 / r1:.2f}x | {(1 - r1 / b) * 100:.1f} % |")
 
 
 if __name__ == "__main__":

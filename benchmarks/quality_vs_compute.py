@@ -76,7 +76,8 @@ class Method:
     label: str
     init: str  # "gmm", "mse", "prior", "best-of-m" or "best-of-n"
     optimizer: str | None  # "langevin", "adam" or None
-    augment: bool  # the energy that drives the method uses the encoder's augmented views
+    augment: bool  # the energy that drives the method uses the Langevin config's augmented views
+    langevin: dict | None = None  # Langevin settings over the world's (an ablation row), e.g. {"momentum": 0.9}
 
 
 METHODS = [
@@ -232,9 +233,10 @@ def run_method(method: Method, world, task, mse, size: Size, seed: int, adam_lr:
                langevin=None) -> list[dict]:
     from tron.baselines import AdamConfig, adam_dynamics, best_of_m
     from tron.langevin import langevin_dynamics
+    from tron.presets import resolve
 
     g = world.generator
-    langevin = langevin or world.langevin
+    langevin = resolve(method.langevin, langevin or world.langevin, g)
     index = torch.arange(len(task.c)).repeat_interleave(task.per_condition)  # (N,)
     c_rows = task.c[index]
     aug_e, plain_e = energy_fns(world, c_rows, langevin)
@@ -487,17 +489,26 @@ def sweep(args, size: Size) -> None:
         tasks = {seed: (ShapesTask if name == "shapes" else DigitsTask)(world, world_dir, size, seed) for seed in size.seeds}
         for item in args.sweep:
             param, _, values = item.partition("=")
-            if param not in SWEEPABLE:
-                raise SystemExit(f"--sweep: {param!r} is not one of {', '.join(SWEEPABLE)}")
-            for value in (float(v) for v in values.split(",")):
-                langevin = replace(base, **{param: value}) if param != "std_scale" else base
-                scale = value if param == "std_scale" else base_scale
+            if param not in SWEEPABLE and param != "langevin":
+                raise SystemExit(f"--sweep: {param!r} is not one of {', '.join(SWEEPABLE)}, langevin")
+            # langevin='[{"momentum": 0.9}, {"augment": {"num": 8}}]': Langevin settings over the world's, one row each
+            settings = json.loads(values) if param == "langevin" else [float(v) for v in values.split(",")]
+            for value in settings:
+                if param == "langevin":
+                    from tron.presets import resolve
+
+                    langevin, scale = resolve(value, base, world.generator), base_scale
+                    value = json.dumps(value, separators=(",", ":"))
+                else:
+                    langevin = replace(base, **{param: value}) if param != "std_scale" else base
+                    scale = value if param == "std_scale" else base_scale
                 for seed, task in tasks.items():
                     for r in run_method(method, world, task, None, size, seed, args.adam_lr, scale, langevin):
-                        r.update(method=f"{param}={value:g}", label=f"{param}={value:g}", sweep_param=param, sweep_value=value)
+                        label = f"{param}={value:g}" if param != "langevin" else value
+                        r.update(method=label, label=label, sweep_param=param, sweep_value=value)
                         rows.append(r)
-                line = [r for r in rows if r["method"] == f"{param}={value:g}" and r["world"] == name]
-                print(f"{name} {param}={value:g}: " + "  ".join(
+                line = [r for r in rows if r["method"] == label and r["world"] == name]
+                print(f"{name} {label}: " + "  ".join(
                     f"T={t}:{100 * sum(r.get('accuracy_full', r['accuracy']) for r in line if r['T'] == t) / len(size.seeds):.0f}%"
                     for t in sorted(size.steps)), flush=True)
     agg = aggregate(rows)

@@ -49,6 +49,10 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--num-cpus", type=float, default=1, help="CPUs per shard task")
     p.add_argument("--num-gpus", type=float, default=0, help="GPUs per shard task (used when > 0 and present)")
     p.add_argument("--max-in-flight", type=int, default=0, help="at most this many shard tasks at once (0: no limit)")
+    p.add_argument("--executor", choices=["tasks", "actors"], default="tasks",
+                   help="tasks: one Ray task per shard (G and f cached per worker process); actors: Ray Data "
+                        "map_batches over an actor pool that loads G and f once per actor (--actors of them)")
+    p.add_argument("--actors", type=int, default=2, help="actor pool size for --executor actors")
     p.add_argument("--address", default=None, help="Ray address (default: RAY_ADDRESS, else a local Ray)")
     p.add_argument("--experiment", default="tron-datasets", help="MLflow experiment")
     p.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, else ./mlflow.db)")
@@ -171,11 +175,51 @@ def run(argv: list[str] | None = None) -> dict:
     return manifest
 
 
+class ShardWriter:
+    """Ray Data's callable class for --executor actors: loads G and f once, writes the shards it is given."""
+
+    def __init__(self, uri: str, identity_dict: dict, plan: list[int], num_cpus: float, use_gpu: bool) -> None:
+        self.args = (uri, identity_dict, plan, num_cpus, use_gpu)
+
+    def __call__(self, batch: dict) -> dict:
+        uri, identity_dict, plan, num_cpus, use_gpu = self.args
+        checks = [write_shard(uri, identity_dict, int(i), plan[int(i)], num_cpus, use_gpu) for i in batch["id"]]
+        return {"index": [c.index for c in checks], "rows": [c.rows for c in checks], "sha256": [c.sha256 for c in checks]}
+
+
+def run_shards_with_actors(args, uri: str, identity: DatasetIdentity, plan: list[int], todo: list[int],
+                           checks: dict[int, ShardCheck]) -> int:
+    """The shards to write as a Ray Data dataset of indices, mapped by an actor pool."""
+    ray = init_ray(args.address)
+    import ray.data
+
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False
+    ds = ray.data.from_items([{"id": i} for i in todo]).map_batches(
+        ShardWriter, fn_constructor_args=(uri, asdict(identity), plan, args.num_cpus, args.num_gpus > 0),
+        batch_size=1, compute=ray.data.ActorPoolStrategy(size=max(1, min(args.actors, len(todo)))),
+        num_cpus=args.num_cpus, num_gpus=args.num_gpus or None)
+    written, t0 = 0, time.perf_counter()
+    try:
+        for batch in ds.iter_batches(batch_size=1, batch_format="numpy"):
+            for index, rows, digest in zip(batch["index"], batch["rows"], batch["sha256"]):
+                checks[int(index)] = ShardCheck(int(index), "ok", rows=int(rows), sha256=str(digest))
+                written += int(rows)
+            finished = sum(c.status == "ok" for c in checks.values())
+            print(f"[build] shards {finished}/{len(plan)} done, {rate_text(written / (time.perf_counter() - t0))}", flush=True)
+    except ray.exceptions.RayTaskError as exc:
+        lines = [line for line in str(exc.cause or exc).strip().splitlines() if line.strip()]
+        raise DatasetError(lines[-1] if lines else "a shard failed") from None
+    return written
+
+
 def run_shards(args, uri: str, identity: DatasetIdentity, plan: list[int], todo: list[int],
                checks: dict[int, ShardCheck]) -> int:
     """Launch one task per shard to write; report progress as they finish. Returns pairs written."""
     if not todo:
         return 0
+    if args.executor == "actors":
+        return run_shards_with_actors(args, uri, identity, plan, todo, checks)
     ray = init_ray(args.address)
     task = ray.remote(write_shard).options(num_cpus=args.num_cpus, num_gpus=args.num_gpus, max_retries=3,
                                            name="tron-write-shard")

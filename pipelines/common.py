@@ -41,16 +41,19 @@ def run_main(main_fn, argv: list[str] | None, prog: str) -> int:
 
 def init_ray(address: str | None = None, num_cpus: int | None = None):
     """Connect to RAY_ADDRESS / --address when given (e.g. under `ray job submit`), else start a local Ray."""
+    from pipelines.logs import ray_init_options
+
+    quiet = ray_init_options()  # before importing ray: some settings are read at import
     import ray
 
     if ray.is_initialized():
         return ray
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
-        ray.init(address=address, ignore_reinit_error=True, log_to_driver=True)
+        ray.init(address=address, ignore_reinit_error=True, log_to_driver=True, **quiet)
     else:
         # A local cluster binds to loopback only.
-        ray.init(num_cpus=num_cpus, include_dashboard=False, ignore_reinit_error=True, _node_ip_address="127.0.0.1")
+        ray.init(num_cpus=num_cpus, include_dashboard=False, ignore_reinit_error=True, _node_ip_address="127.0.0.1", **quiet)
     return ray
 
 

@@ -9,6 +9,7 @@ work: the champions are up to date, so only the sampling runs again.
 """
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -37,6 +38,7 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--worlds", default="digits,shapes", help="zoo worlds to run, comma-separated")
     p.add_argument("--tracking-uri", default=None, help="default: MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here")
     p.add_argument("--force", action="store_true", help="retrain even if the champion is up to date")
+    p.add_argument("--verbose", action="store_true", help="show Ray's and MLflow's own log lines too (TRON_VERBOSE=1)")
     return p
 
 
@@ -95,6 +97,12 @@ def main(argv: list[str] | None = None) -> int:
     from pipelines import retrain
 
     args = build_parser().parse_args(argv)
+    if args.verbose:
+        os.environ["TRON_VERBOSE"] = "1"
+    from pipelines.logs import quiet_loggers, verbose
+
+    if not verbose():
+        quiet_loggers()
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()

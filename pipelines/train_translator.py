@@ -50,8 +50,11 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--num-workers", type=int, default=1, help="data-parallel Ray Train workers")
     p.add_argument("--cpus-per-worker", type=float, default=1.0, help="give fractions (0.5) to fit 2 workers on 2 cores")
     p.add_argument("--use-gpu", action="store_true")
-    p.add_argument("--stream", action="store_true",
-                   help="read the shards through Ray Data every epoch instead of caching each worker's share in memory")
+    p.add_argument("--placement-strategy", default="PACK", choices=["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"],
+                   help="how Ray places the workers on nodes (SPREAD: over as many nodes as it can)")
+    p.add_argument("--stream", nargs="?", const="yes", default="auto", choices=["auto", "yes", "no"],
+                   help="read the shards through Ray Data every epoch instead of caching each worker's share in memory; "
+                        "auto (default): stream when a worker's share would take more than a quarter of its memory")
     p.add_argument("--name", help="run name: the key for resuming (default: derived from the dataset)")
     p.add_argument("--storage-path", default=None, help="Ray Train storage for checkpoints (local or s3://); default outputs/ray_results")
     p.add_argument("--keep-checkpoints", type=int, default=3, help="best N checkpoints by validation NLL")
@@ -313,13 +316,15 @@ def fit(args, dataset, model_cfg, train_cfg, name, storage_path, storage_fs, run
     init_ray(args.address)
     import ray.data
 
+    from pipelines.logs import train_logging_config
+
     ray.data.DataContext.get_current().enable_progress_bars = False  # one line per epoch, not bars
     train_ds, val_ds, n_train, n_val = read_split(dataset, train_cfg.val_fraction, train_cfg.seed, args.condition_column)
     if n_train == 0 or n_val == 0:
         raise TronError(f"dataset {dataset.uri} has {dataset.num_rows} rows: too few for a train/validation split")
     loop_config = {
         "train": asdict(train_cfg), "model": asdict(model_cfg), "train_rows": n_train,
-        "cache_in_memory": not args.stream,
+        "cache_in_memory": not streaming(args, dataset, n_train),
         "mlflow_run_id": run_id, "tracking_uri": mlflow.get_tracking_uri(),
         "metadata": {"generator": dataset.identity.generator, "encoder": dataset.identity.encoder,
                      "generator_fingerprint": dataset.identity.generator_fingerprint,
@@ -332,9 +337,10 @@ def fit(args, dataset, model_cfg, train_cfg, name, storage_path, storage_fs, run
         train_loop_per_worker,
         train_loop_config=loop_config,
         scaling_config=ray.train.ScalingConfig(num_workers=args.num_workers, use_gpu=args.use_gpu,
-                                               resources_per_worker={"CPU": args.cpus_per_worker}),
+                                               resources_per_worker={"CPU": args.cpus_per_worker},
+                                               placement_strategy=args.placement_strategy),
         run_config=ray.train.RunConfig(
-            name=name, storage_path=storage_path, storage_filesystem=storage_fs,
+            name=name, storage_path=storage_path, storage_filesystem=storage_fs, logging_config=train_logging_config(),
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=args.keep_checkpoints,
                                                          checkpoint_score_attribute="val_nll",
                                                          checkpoint_score_order="min")),
@@ -354,6 +360,25 @@ def fit(args, dataset, model_cfg, train_cfg, name, storage_path, storage_fs, run
             shutil.rmtree(export_dir)
         shutil.copytree(Path(d) / "translator", export_dir)
     return best.path
+
+
+STREAM_MEMORY_SHARE = 0.25  # --stream auto: cache a worker's share only if it fits in this share of its memory
+
+
+def streaming(args, dataset, train_rows: int) -> bool:
+    """Whether the workers stream the shards (each epoch through Ray Data) or cache their share."""
+    if args.stream != "auto":
+        return args.stream == "yes"
+    import ray
+
+    width = dataset.identity.latent_dim + dataset.condition_width(args.condition_column)
+    share = 4 * width * train_rows / args.num_workers * 2  # float32 rows, twice (the cache and a batch of copies)
+    memory = ray.cluster_resources().get("memory", 0) / max(1, int(ray.cluster_resources().get("CPU", 1)))
+    per_worker = memory * max(args.cpus_per_worker, 1e-3) if memory else float("inf")
+    stream = share > STREAM_MEMORY_SHARE * per_worker
+    print(f"[train] each worker's share is {share / 2**20:,.1f} MiB; {'streaming' if stream else 'caching it in memory'} "
+          f"(--stream auto: stream above {STREAM_MEMORY_SHARE:.0%} of {per_worker / 2**20:,.0f} MiB per worker)", flush=True)
+    return stream
 
 
 class TrainingFailed(TronError):

@@ -208,47 +208,79 @@ CLASSIFIER_COLUMNS = [
     ("method", "method", ""),
     ("top1", "judge top-1", ".1%"),
     ("top5", "judge top-5", ".1%"),
+    ("second_top5", "2nd judge top-5", ".1%"),
     ("f_probability", "f's probability", ".3f"),
     ("diversity_vs_g", "diversity / G's own", ".2f"),
     ("evaluations_per_sample", "G+f evals / sample", ""),
-    ("seconds_per_sample", "s / sample", ".3f"),
+    ("seconds_per_sample", "s / sample", ".2f"),
 ]
 
 
 class ClassifierJudge:
-    """Another pretrained classifier (an encoder spec, e.g. efficientnet:lite2) over f's classes:
-    the target's rank in the judge's top-1 / top-5, f's own probability, and diversity as the
-    mean pairwise distance of the judge's pooled features within a class, relative to G's own
-    unconditional samples that the judge puts in that class (`reference` files, when recorded)."""
+    """Other pretrained classifiers (encoder specs, e.g. efficientnet:lite2, and a second one) over
+    f's classes: the target's place in the judge's top-1 / top-5, f's own probability of it, and
+    diversity: the mean pairwise distance of the judge's unit pooled features within a class,
+    relative to the same spread of G's own unconditional samples that the judge puts in that class
+    (`reference`: a JSON file in the world, written by `reference_spread`)."""
 
     name = "imagenet-classifier"
 
-    def __init__(self, world: World, encoder: str, classes: list[int] | None = None, reference: str | None = None) -> None:
+    def __init__(self, world: World, encoder: str, second: str | None = None, classes: list[int] | None = None,
+                 reference: str | None = None) -> None:
         from .components import load_encoder_spec
 
-        if encoder == getattr(world.config, "encoder", None):
-            raise RegistryError("the judge must not be the world's own f")
-        self.world, self.spec = world, encoder
-        self.model = load_encoder_spec(encoder, device=world.generator.device)
+        own = getattr(world.config, "encoder", None)
+        if own is not None and own.split("#")[0] in (encoder.split("#")[0], (second or "").split("#")[0]):
+            raise RegistryError("a judge must not be the world's own f")
+        self.world, self.spec, self.second_spec = world, encoder, second
+        device = world.generator.device
+        self.model = load_encoder_spec(encoder, device=device)
+        self.second = load_encoder_spec(second, device=device) if second else None
         self.classes = list(classes or [])
-        self.reference = {}
-        if reference:
+        self.reference: dict[int, float] = {}
+        if reference and (world.path / reference).is_file():
             import json
 
-            self.reference = {int(k): float(v) for k, v in json.loads((world.path / reference).read_text()).items()}
+            doc = json.loads((world.path / reference).read_text())
+            self.reference = {int(k): float(v["spread"]) for k, v in doc["classes"].items() if v.get("spread")}
 
     def describe(self) -> str:
-        return f"judge: {self.spec} (another ImageNet classifier, not f)"
+        return (f"judges: {self.spec}" + (f" and {self.second_spec}" if self.second_spec else "")
+                + " (other ImageNet classifiers, never f)")
 
     @torch.no_grad()
-    def judge(self, x: torch.Tensor, batch_size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
-        """(probabilities (N, 1000), unit pooled features (N, F)) of the judge."""
+    def judge(self, x: torch.Tensor, model=None, batch_size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+        """(probabilities (N, 1000), unit pooled features (N, F)) of a judge."""
+        model = model or self.model
         probs, feats = [], []
         for start in range(0, len(x), batch_size):
-            p, h = self.model.classify(x[start:start + batch_size].to(self.world.generator.device))
+            p, h = model.classify(x[start:start + batch_size].to(self.world.generator.device))
             probs.append(p.cpu())
             feats.append(h.cpu())
         return torch.cat(probs), torch.cat(feats)
+
+    @torch.no_grad()
+    def reference_spread(self, n: int, seed: int = 12345, batch_size: int = 64,
+                         progress: Progress = None) -> dict[str, Any]:
+        """G's own unconditional samples, classified by the judge: per class, how many and the spread
+        of the judge's features among them (the reference of the diversity ratio)."""
+        g = self.world.generator
+        rng = torch.Generator(device=g.device).manual_seed(seed)
+        labels, feats = [], []
+        for start in range(0, n, batch_size):
+            x = g.decode(g.sample_latents(min(batch_size, n - start), rng))
+            p, h = self.judge(x)
+            labels.append(p.argmax(1))
+            feats.append(h)
+            if progress is not None:
+                progress(len(x))
+        labels, feats = torch.cat(labels), torch.cat(feats)
+        counts = torch.bincount(labels, minlength=1000)
+        classes = {}
+        for k in counts.nonzero().squeeze(1).tolist():
+            rows = labels == k
+            classes[str(k)] = {"count": int(counts[k]), "spread": mean_pairwise_distance(feats[rows]) if rows.sum() > 1 else None}
+        return {"samples": n, "seed": seed, "judge": self.spec, "classes": classes}
 
     def score(self, res, labels: torch.Tensor) -> dict[str, Any]:
         probs, feats = self.judge(res.images)
@@ -256,15 +288,24 @@ class ClassifierJudge:
         top5 = probs.topk(5, dim=1).indices
         hit1 = (top5[:, 0] == target).float()
         hit5 = (top5 == target.unsqueeze(1)).any(1).float()
+        second5 = None
+        if self.second is not None:
+            p2, _ = self.judge(res.images, self.second)
+            second5 = (p2.topk(5, dim=1).indices == target.unsqueeze(1)).any(1).float()
+        f_prob = torch.exp(-res.energies)  # the final energy is f's cross-entropy of the one-hot target
         per_class = {}
         for k in sorted(set(labels.tolist())):
             rows = target == k
             spread = mean_pairwise_distance(feats[rows])
-            per_class[k] = {"top1": float(hit1[rows].mean()), "top5": float(hit5[rows].mean()), "spread": spread,
+            per_class[k] = {"top1": float(hit1[rows].mean()), "top5": float(hit5[rows].mean()),
+                            "second_top5": float(second5[rows].mean()) if second5 is not None else float("nan"),
+                            "f_probability": float(f_prob[rows].mean()), "spread": spread,
                             "diversity_vs_g": spread / self.reference[k] if self.reference.get(k) else float("nan")}
-        div = [v["diversity_vs_g"] for v in per_class.values()]
-        return {"top1": float(hit1.mean()), "top5": float(hit5.mean()), "f_probability": float(torch.exp(-res.energies).mean()),
-                "diversity_vs_g": sum(div) / len(div), "per_class": per_class}
+        div = [v["diversity_vs_g"] for v in per_class.values() if v["diversity_vs_g"] == v["diversity_vs_g"]]
+        return {"top1": float(hit1.mean()), "top5": float(hit5.mean()),
+                "second_top5": float(second5.mean()) if second5 is not None else float("nan"),
+                "f_probability": float(f_prob.mean()), "diversity_vs_g": sum(div) / len(div) if div else float("nan"),
+                "per_class": per_class}
 
     def rows(self, classes: list[int], n: int, seed: int, methods: list[Method], langevin: LangevinConfig,
              progress: Progress = None) -> list[dict]:

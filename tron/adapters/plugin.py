@@ -121,8 +121,12 @@ def load_torchscript(path: str, options: dict[str, Any]) -> Generator:
     path_ = Path(path)
     if not path_.is_file():
         raise CheckpointError(f"TorchScript file not found: {path}")
+    import warnings
+
     try:
-        module = torch.jit.load(str(path_), map_location="cpu")
+        with warnings.catch_warnings():  # torch 2.10+ deprecates TorchScript; a user's file is still read
+            warnings.simplefilter("ignore", FutureWarning)
+            module = torch.jit.load(str(path_), map_location="cpu")
     except (RuntimeError, ValueError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise CheckpointError(f"{path} is not a TorchScript file: {first[:200]}") from None

@@ -26,7 +26,7 @@ from ..clip import OpenClipEncoder, create_open_clip, save_open_clip
 from ..encoders import load_encoder
 from ..generators import load_generator, save_generator
 from ..langevin import LangevinConfig
-from ..pairs import generate_pairs
+from ..pairs import condition_scale, generate_pairs
 from ..training import TrainConfig, epoch_line, fit_translator
 from ..translator import Translator, TranslatorConfig, save_translator
 from ..world import ZOO_ROOT, WorldConfig
@@ -72,9 +72,9 @@ CLIP_CONFIGS = {
 }
 
 BUDGETS = {
-    "full": Budget(clip_steps=500, clip_batch=256, gan_steps=3000, gan_batch=64, judge_steps=600, judge_batch=128,
+    "full": Budget(clip_steps=500, clip_batch=256, gan_steps=12_000, gan_batch=128, judge_steps=600, judge_batch=128,
                    pairs=100_000, translator_epochs=40, translator_hidden=256, clip_model="tron-shapes-clip",
-                   gan_width=32, latent_gan_steps=100_000, gan_codes=50_000, judge_width=32, measure_samples=10_000, retrieval_images=500),
+                   gan_width=32, latent_gan_steps=300_000, gan_codes=50_000, judge_width=32, measure_samples=10_000, retrieval_images=500),
     "tiny": Budget(clip_steps=2, clip_batch=8, gan_steps=2, gan_batch=8, judge_steps=2, judge_batch=8,
                    pairs=64, translator_epochs=1, translator_hidden=16, clip_model="tron-shapes-clip-tiny",
                    gan_width=4, latent_gan_steps=2, gan_codes=64, judge_width=4, measure_samples=16, retrieval_images=16),
@@ -87,7 +87,9 @@ DEFAULT_LANGEVIN = LangevinConfig(steps=25, step_size=0.05, noise_std=0.01, prio
 # The translator's shared std is close to 1 in every latent direction (p(z|c) of a GAN behind a
 # mapping network is not axis-aligned), so z0 is drawn from the mixture with its std scaled by this.
 TRANSLATOR_STD_SCALE = 0.15
-COND_NOISE_STD = 0.2  # Gaussian noise on the normalised CLIP image embedding while training the translator
+# Gaussian noise on CLIP image embeddings while training the translator, in the raw embedding's units
+# (TR0N's: 0.2, and 0.5 for its LAION ViT-B-32 run); a unit embedding gets COND_NOISE_STD / condition_scale.
+COND_NOISE_STD = 2.0
 
 
 # ----------------------------------------------------------------------------------------------
@@ -159,7 +161,8 @@ def train_autoencoder(steps: int, batch: int, seed: int, log: Log, code_dim: int
 
 
 def train_latent_gan(codes: torch.Tensor, mapping: torch.nn.Module, steps: int, batch: int, gen: torch.Generator,
-                     log: Log, latent_dim: int, pack: int = 4, ema_decay: float = 0.999, decay_from: float = 1.0,
+                     log: Log, latent_dim: int, pack: int = 4, ema_decay: float = 0.999, decay_from: float = 0.5,
+                     lr: float = 1e-3,
                      callback: Callable[[int, torch.nn.Module], None] | None = None) -> torch.nn.Module:
     """Stage 2: hinge-loss GAN in code space between N(0, I) through `mapping` and the codes of
     real images, with a spectral-normalised critic on packs of codes. Returns an exponential
@@ -168,8 +171,8 @@ def train_latent_gan(codes: torch.Tensor, mapping: torch.nn.Module, steps: int, 
     After `decay_from` of the steps both learning rates fall linearly to zero."""
     critic = S.CodeCritic(codes.shape[1], 256, pack)
     ema = copy.deepcopy(mapping).eval()
-    opt_g = torch.optim.Adam(mapping.parameters(), lr=2e-4, betas=(0.0, 0.9))
-    opt_c = torch.optim.Adam(critic.parameters(), lr=2e-4, betas=(0.0, 0.9))
+    opt_g = torch.optim.Adam(mapping.parameters(), lr=lr, betas=(0.0, 0.9))
+    opt_c = torch.optim.Adam(critic.parameters(), lr=lr, betas=(0.0, 0.9))
     batch -= batch % pack
     decay_start = int(decay_from * steps)
     schedule = lambda step: 1.0 if step < decay_start else max(0.0, (steps - step) / max(1, steps - decay_start))  # noqa: E731
@@ -345,7 +348,8 @@ def train_translator(out: Path, pairs: int, epochs: int, hidden: int, seed: int,
     torch.manual_seed(seed)
     translator = Translator(TranslatorConfig(cond_dim=encoder.embed_dim, latent_dim=generator.latent_dim, hidden_dim=hidden,
                                              num_blocks=2, num_components=10, head="gmm", normalize_condition=True))
-    train_cfg = TrainConfig(epochs=epochs, batch_size=256, lr=1e-3, cond_noise_std=COND_NOISE_STD, seed=seed)
+    scale = condition_scale(generator, encoder, 512)
+    train_cfg = TrainConfig(epochs=epochs, batch_size=256, lr=1e-3, cond_noise_std=COND_NOISE_STD, condition_scale=scale, seed=seed)
     history = fit_translator(translator, z, c, train_cfg, log=lambda r: log(epoch_line(r)))
     meta = {
         "generator_fingerprint": fingerprint(out / "generator"),
@@ -403,6 +407,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     if "gan" in stages:
         t = time.time()
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # the stage is bit-for-bit reproducible only at a fixed thread count
         generator = train_gan(budget.gan_steps, budget.gan_batch, args.seed + 2, log, width=budget.gan_width,
                               latent_gan_steps=budget.latent_gan_steps, num_codes=budget.gan_codes)
         meta = dict(recipe)
@@ -413,6 +419,7 @@ def main(argv: list[str] | None = None) -> dict:
             meta["judged_quality"] = quality
             results["gan_quality"] = quality
         save_generator(generator, out / "generator", metadata=meta)
+        torch.set_num_threads(threads)
         results["gan_seconds"] = time.time() - t
 
     if "translator" in stages:

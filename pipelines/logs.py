@@ -1,0 +1,71 @@
+"""Quiet by default: the pipelines print their own progress and every error, not Ray's chatter.
+
+Set TRON_VERBOSE=1 (or pass --verbose to `make demo` / pipelines.demo) to bring everything back.
+
+What is quietened, and where (Ray 2.60): the driver's Ray start-up INFO lines (`logging_level`),
+Ray Data's progress bars and execution INFO, Ray Train's controller INFO and per-report lines, and
+the PlacementGroupCleaner warning that Train's detached clean-up actor logs every second when the
+dashboard (its State API) is off. The last ones come from other processes, so a worker setup hook
+(`quiet_worker`, run in every worker of the job) raises their loggers there. MLflow's INFO lines
+(database migrations, new experiments) go too. Warnings from elsewhere and all errors stay.
+"""
+from __future__ import annotations
+
+import logging
+import os
+
+QUIET_LOGGERS = {
+    "ray.train.v2._internal.execution.controller.placement_group_cleaner": logging.ERROR,
+    "ray.data": logging.WARNING,
+    "ray.data._internal.progress": logging.ERROR,
+    "ray.train": logging.WARNING,
+    "ray.serve": logging.WARNING,
+    "mlflow": logging.WARNING,
+    "alembic": logging.WARNING,
+}
+
+
+# Read when Ray Data is imported (in the driver and in every worker): progress bars and INFO lines
+# off; Python's deprecation warnings about Ray's own internals off.
+QUIET_ENV = {"RAY_DATA_DISABLE_PROGRESS_BARS": "1", "RAY_DATA_LOG_LEVEL": "WARNING",
+             "PYTHONWARNINGS": "ignore::DeprecationWarning,ignore::FutureWarning"}
+
+
+def verbose() -> bool:
+    return os.environ.get("TRON_VERBOSE", "").lower() not in ("", "0", "false", "no")
+
+
+def quiet_loggers() -> None:
+    """Raise the chatty loggers of this process (driver or worker)."""
+    for name, level in QUIET_LOGGERS.items():
+        logging.getLogger(name).setLevel(level)
+    try:  # Train's per-report INFO line is logged under the path of its module
+        import ray.train.v2._internal.execution.context as train_context
+
+        logging.getLogger(train_context.__file__).setLevel(logging.WARNING)
+    except ImportError:
+        pass
+
+
+def quiet_worker() -> None:
+    """Ray's worker_process_setup_hook: runs in every worker process of a quiet job."""
+    if not verbose():
+        quiet_loggers()
+
+
+def ray_init_options() -> dict:
+    """Extra ray.init options (and environment defaults) for a quiet driver; {} when verbose."""
+    if verbose():
+        return {}
+    for name, value in QUIET_ENV.items():
+        os.environ.setdefault(name, value)
+    quiet_loggers()
+    return {"logging_level": logging.WARNING,
+            "runtime_env": {"worker_process_setup_hook": "pipelines.logs.quiet_worker", "env_vars": dict(QUIET_ENV)}}
+
+
+def train_logging_config():
+    """RunConfig(logging_config=...) for Ray Train: warnings and errors only, unless verbose."""
+    import ray.train
+
+    return None if verbose() else ray.train.LoggingConfig(log_level="WARNING")
