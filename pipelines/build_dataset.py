@@ -190,7 +190,7 @@ class ShardWriter:
 def run_shards_with_actors(args, uri: str, identity: DatasetIdentity, plan: list[int], todo: list[int],
                            checks: dict[int, ShardCheck]) -> int:
     """The shards to write as a Ray Data dataset of indices, mapped by an actor pool."""
-    ray = init_ray(args.address)
+    init_ray(args.address)
     import ray.data
 
     ctx = ray.data.DataContext.get_current()
