@@ -1,9 +1,14 @@
-"""Load test of the Serve sampling API on loopback: throughput and latency, batched vs not.
+"""Load test of the Serve sampling API on loopback: throughput and latency, batched vs not, and
+what serving costs against the same sampler in-process.
 
-For each sampler `max_batch_size` (default: 16, then 1) the app is deployed on a local Ray cluster,
-warmed up, and then driven by 1, 4 and 16 closed-loop clients (each sends its next request when the
-previous one is answered). Every level sends a fixed number of requests and also stops at a time
-cap, so the run ends by itself. Prints a Markdown table.
+For each world (default: both zoo worlds) and each sampler `max_batch_size` (default: 16, then 1)
+the app is deployed on a local Ray cluster, warmed up, and then driven by 1, 4 and 16 closed-loop
+clients (each sends its next request when the previous one is answered). Every level sends a fixed
+number of requests and also stops at a time cap, so the run ends by itself. Before Ray starts, the
+same requests go through `Sampler.run` in this process, batched 16 at a time on as many torch
+threads as a sampler replica has (its num_cpus): the in-process ceiling. Prints a Markdown table
+and two ratios per world: served samples/s at 16 clients over in-process (the target is >= 95 %)
+and 16 clients over 1 client (batching's gain).
 
     .venv/bin/python benchmarks/serve_load.py --requests-per-client 8
 """
@@ -21,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--world", default="zoo:digits")
+    p.add_argument("--world", action="append", help="zoo world(s) (default: zoo:digits and zoo:shapes)")
     p.add_argument("--clients", default="1,4,16", help="comma-separated concurrency levels")
     p.add_argument("--batch-sizes", default="16,1", help="sampler max_batch_size values to compare")
     p.add_argument("--requests-per-client", type=int, default=8)
@@ -51,7 +56,7 @@ def percentile(values: list[float], q: float) -> float:
     return values[lo] + (values[hi] - values[lo]) * (k - lo)
 
 
-def run_level(url: str, clients: int, per_client: int, max_seconds: float, body: dict) -> dict:
+def run_level(url: str, world: str, clients: int, per_client: int, max_seconds: float, body: dict) -> dict:
     """`clients` threads, each sending up to `per_client` requests one after another."""
     import requests
 
@@ -67,7 +72,7 @@ def run_level(url: str, clients: int, per_client: int, max_seconds: float, body:
         for i in range(per_client):
             if time.perf_counter() > deadline:
                 return
-            request = {**body, "label": (index + i) % 10, "seed": index * 1000 + i}
+            request = request_body(world, index + i, index * 1000 + i, body)
             t0 = time.perf_counter()
             try:
                 response = session.post(f"{url}/v1/generate", json=request, timeout=60)
@@ -97,8 +102,48 @@ def run_level(url: str, clients: int, per_client: int, max_seconds: float, body:
             "sample_share_ms": statistics.fmean(sample_shares) if sample_shares else float("nan")}
 
 
+def request_body(world: str, index: int, seed: int, body: dict) -> dict:
+    """The i-th request of a client: a label for classifier worlds, a caption for CLIP worlds."""
+    if world == "zoo:shapes":
+        from tron.zoo import shapes
+
+        return {**body, "text": shapes.full_captions()[(7 * index) % 210], "seed": seed}
+    return {**body, "label": index % 10, "seed": seed}
+
+
+def in_process(world: str, threads: int, batch: int, requests: int, body: dict) -> float:
+    """Samples/s of Sampler.run over the same requests, `batch` of them per chain batch, on `threads`."""
+    import torch
+
+    from pipelines.serve.config import ServeConfig
+    from pipelines.serve.model import Job, ServedModel
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    model = ServedModel(ServeConfig(world=world))
+    jobs = []
+    for i in range(requests):
+        req = request_body(world, i, i, body)
+        kind = "text" if "text" in req else "label"
+        jobs.append(Job(kind, req[kind], num_samples=req["num_samples"], steps=req.get("steps"), seed=req["seed"]))
+    model.sample([model.condition(j) for j in jobs[:batch]], jobs[:batch])  # warm-up
+    t0 = time.perf_counter()
+    for start in range(0, len(jobs), batch):  # conditions are made per request, as the replica does
+        part = jobs[start:start + batch]
+        model.sample([model.condition(j) for j in part], part)
+    seconds = time.perf_counter() - t0
+    torch.set_num_threads(old)
+    return sum(j.num_samples for j in jobs) / seconds
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
+    worlds = args.world or ["zoo:digits", "zoo:shapes"]
+    body0 = {"num_samples": args.num_samples, **({"steps": args.steps} if args.steps is not None else {})}
+    ceiling = {w: in_process(w, max(1, int(args.sampler_cpus)), 16, 16 * args.requests_per_client, body0) for w in worlds}
+    for w, v in ceiling.items():
+        print(f"[bench] {w}: in-process Sampler.run, batches of 16, {max(1, int(args.sampler_cpus))} thread(s): {v:.2f} samples/s",
+              file=sys.stderr, flush=True)
     import ray
     import requests
     from ray import serve
@@ -108,23 +153,23 @@ def main(argv=None) -> int:
 
     levels = [int(c) for c in args.clients.split(",")]
     batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
-    body = {"num_samples": args.num_samples, **({"steps": args.steps} if args.steps is not None else {})}
+    body = body0
     port = args.port or free_port()
     url = f"http://127.0.0.1:{port}"
     ray.init(num_cpus=args.ray_cpus, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
     rows = []
     try:
         serve.start(http_options={"host": "127.0.0.1", "port": port, "request_timeout_s": 120})
-        for batch in batch_sizes:
-            config = ServeConfig(world=args.world, max_batch_size=batch, max_ongoing_requests=max(32, 2 * batch),
+        for world, batch in [(w, b) for w in worlds for b in batch_sizes]:
+            config = ServeConfig(world=world, max_batch_size=batch, max_ongoing_requests=max(32, 2 * batch),
                                  max_queued_requests=64, sampler_num_cpus=args.sampler_cpus, request_timeout_s=110)
             serve.run(build_app(config), name="bench", route_prefix="/")
             for i in range(3):  # warm-up: first calls pay for lazy initialisation
-                requests.post(f"{url}/v1/generate", json={**body, "label": i}, timeout=120).raise_for_status()
+                requests.post(f"{url}/v1/generate", json=request_body(world, i, i, body), timeout=120).raise_for_status()
             for clients in levels:
-                result = run_level(url, clients, args.requests_per_client, args.max_seconds, body)
-                rows.append((batch, clients, result))
-                print(f"[bench] max_batch_size={batch} clients={clients}: {result['throughput']:.2f} req/s, "
+                result = run_level(url, world, clients, args.requests_per_client, args.max_seconds, body)
+                rows.append((world, batch, clients, result))
+                print(f"[bench] {world} max_batch_size={batch} clients={clients}: {result['throughput']:.2f} req/s, "
                       f"p50 {1000 * result['p50']:.0f} ms, p99 {1000 * result['p99']:.0f} ms, errors {result['errors']}",
                       file=sys.stderr, flush=True)
             serve.delete("bench")
@@ -132,15 +177,22 @@ def main(argv=None) -> int:
         serve.shutdown()
         ray.shutdown()
 
-    base = {clients: r["throughput"] for batch, clients, r in rows if batch == 1}
-    print("| max_batch_size | clients | requests ok | errors | throughput (req/s) | p50 (ms) | p99 (ms) | mean batch "
+    base = {(world, clients): r["throughput"] for world, batch, clients, r in rows if batch == 1}
+    print("| world | max_batch_size | clients | requests ok | errors | throughput (req/s) | p50 (ms) | p99 (ms) | mean batch "
           "| sampling ms per request | throughput vs max_batch_size=1 |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for batch, clients, r in rows:
-        speedup = f"{r['throughput'] / base[clients]:.1f}x" if clients in base and base[clients] > 0 else "-"
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for world, batch, clients, r in rows:
+        b = base.get((world, clients))
+        speedup = f"{r['throughput'] / b:.1f}x" if b else "-"
         errors = sum(r["errors"].values())
-        print(f"| {batch} | {clients} | {r['ok']} | {errors} | {r['throughput']:.2f} | {1000 * r['p50']:.0f} | "
+        print(f"| {world} | {batch} | {clients} | {r['ok']} | {errors} | {r['throughput']:.2f} | {1000 * r['p50']:.0f} | "
               f"{1000 * r['p99']:.0f} | {r['mean_batch']:.1f} | {r['sample_share_ms']:.0f} | {speedup} |")
+    print("\n| world | in-process samples/s (batches of 16) | served at 16 clients | served / in-process | 16 clients / 1 client |")
+    print("|---|---:|---:|---:|---:|")
+    for world in worlds:
+        served = {c: r["throughput"] * args.num_samples for w, b, c, r in rows if w == world and b == max(batch_sizes)}
+        top, one = served.get(max(levels)), served.get(min(levels))
+        print(f"| {world} | {ceiling[world]:.2f} | {top:.2f} | {top / ceiling[world]:.1%} | {top / one:.2f}x |")
     return 0
 
 

@@ -20,12 +20,11 @@ def cluster(s3_endpoint, tmp_path_factory):
     from ray.cluster_utils import Cluster
 
     env = {**S3_ENV, "AWS_ENDPOINT_URL": s3_endpoint, "RAY_AUTH_MODE": os.environ.get("RAY_AUTH_MODE", "token")}
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": True,
-                                                            "node_ip_address": "127.0.0.1"})
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": True})
     nodes = []
     for i in range(2):
         tmp = tmp_path_factory.mktemp(f"node{i}")  # each node's own TMPDIR: no shared scratch space
-        nodes.append(cluster.add_node(num_cpus=1, env_vars={**env, "TMPDIR": str(tmp)}, node_ip_address="127.0.0.1"))
+        nodes.append(cluster.add_node(num_cpus=1, env_vars={**env, "TMPDIR": str(tmp)}))
     cluster.wait_for_nodes()
     ray.init(address=cluster.address, log_to_driver=False)
     yield cluster, {n.node_id for n in nodes}
