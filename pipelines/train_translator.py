@@ -47,6 +47,9 @@ def build_parser() -> ArgumentParser:
             kind = {"head": str}.get(name, float if name in ("lr", "weight_decay", "cond_noise_std", "val_fraction",
                                                              "grad_clip", "label_temperature") else int)
             p.add_argument(flag, dest=name, type=kind, default=None)
+    p.add_argument("--standardize-latent", action="store_true",
+                   help="model (z - mean) / std per dimension, statistics from the pairs (recorded in the translator): "
+                        "for latents that mix scales, such as BigGAN's z and class embedding")
     p.add_argument("--num-workers", type=int, default=1, help="data-parallel Ray Train workers")
     p.add_argument("--cpus-per-worker", type=float, default=1.0, help="give fractions (0.5) to fit 2 workers on 2 cores")
     p.add_argument("--use-gpu", action="store_true")
@@ -77,9 +80,12 @@ def slug(spec: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", spec).strip("-").lower()
 
 
-def registered_model_name(generator: str, encoder: str) -> str:
-    """One registered model per (G, f) pair."""
-    return f"tron-translator.{slug(generator)}.{slug(encoder)}"
+def registered_model_name(generator: str, encoder: str, condition_column: str = "c") -> str:
+    """One registered model per (G, f) pair and condition: f's main output (labels, CLIP embeddings)
+    keeps the plain name; a translator for another column (c_features: image variation) gets its own,
+    so that its versions and aliases do not overtake the main translator's."""
+    suffix = "" if condition_column == "c" else "." + slug(condition_column.removeprefix("c_"))
+    return f"tron-translator.{slug(generator)}.{slug(encoder)}{suffix}"
 
 
 def world_training(dataset: PairDataset) -> dict:
@@ -108,8 +114,13 @@ def hyperparameters(args, dataset: PairDataset) -> tuple[TranslatorConfig, Train
     ident = dataset.identity
     values.setdefault("condition_scale", dataset.condition_scale)
     try:
+        stats = {}
+        if args.standardize_latent:
+            mean, std = dataset.latent_statistics()
+            stats = {"latent_mean": mean, "latent_std": std}
+            print(f"[train] standardising z: per-dimension std from {min(std):.3g} to {max(std):.3g}", flush=True)
         model = TranslatorConfig(cond_dim=dataset.condition_width(args.condition_column), latent_dim=ident.latent_dim,
-                                 **{k: values[k] for k in MODEL_FIELDS if k in values})
+                                 **{k: values[k] for k in MODEL_FIELDS if k in values}, **stats)
         train = TrainConfig(**{k: values[k] for k in TRAIN_FIELDS if k in values})
         check_compatible(train, model)
     except (TypeError, ValueError) as exc:
@@ -259,7 +270,7 @@ def run(argv: list[str] | None = None) -> dict:
     model_cfg, train_cfg = hyperparameters(args, dataset)
     name = args.name or f"translator-{slug(ident.generator)}-{slug(ident.encoder)}-{dataset.manifest['shards'][0]['sha256'][:8]}"
     export_dir = Path(args.export or f"outputs/translators/{name}").resolve()
-    model_name = args.registered_model or registered_model_name(ident.generator, ident.encoder)
+    model_name = args.registered_model or registered_model_name(ident.generator, ident.encoder, args.condition_column)
     loc, storage_path, storage_fs = storage(args, name)
 
     from tron import storage as st
@@ -278,7 +289,9 @@ def run(argv: list[str] | None = None) -> dict:
         st.write_bytes_atomic(loc, run_id_file(loc, name), run_id.encode())
         if previous_run is None:
             mlflow.log_params({"dataset_uri": dataset.uri, "num_pairs": dataset.num_rows, "num_workers": args.num_workers,
-                               "use_gpu": args.use_gpu, **{f"model.{k}": v for k, v in asdict(model_cfg).items()},
+                               "use_gpu": args.use_gpu, **{f"model.{k}": v for k, v in asdict(model_cfg).items()
+                                  if k not in ("latent_mean", "latent_std")},
+                               "model.standardized_latent": model_cfg.latent_mean is not None,
                                **{f"train.{k}": v for k, v in asdict(train_cfg).items()}})
             mlflow.log_dict(dataset.manifest, "dataset_manifest.json")
         else:

@@ -129,3 +129,12 @@ def test_bad_uris():
         resolve("gs://bucket/x")
     with pytest.raises(TronError, match="needs a bucket"):
         resolve("s3://")
+
+
+def test_latent_statistics_stream_over_shards(tmp_path, tiny_generator, tiny_classifier):
+    """Per-dimension mean and std of z, one shard at a time, equal the in-memory figures."""
+    write_dataset(tmp_path, tiny_generator, tiny_classifier, rows=(7, 5, 3))
+    ds = open_dataset(str(tmp_path / "ds"))
+    z = ds.read_arrays(("z",))["z"].astype(np.float64)
+    mean, std = ds.latent_statistics()
+    assert np.allclose(mean, z.mean(0), atol=1e-9) and np.allclose(std, z.std(0, ddof=1), atol=1e-9)

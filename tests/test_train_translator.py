@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from infra import S3_ENV, make_bucket, mlflow_server
 from pipelines import build_dataset, train_translator
@@ -91,10 +92,17 @@ def test_artifacts_and_checkpoints_are_in_s3(server_run):
 
 
 def test_two_workers_on_two_cores(dataset, tmp_path):
+    """Two data-parallel workers; with --standardize-latent the statistics of z (from the pairs)
+    reach every worker and the exported translator."""
+    from tron.dataset import open_dataset
+
     tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
     assert train(dataset, tmp_path, "--num-workers", "2", "--cpus-per-worker", "0.5", "--epochs", "1",
-                 "--tracking-uri", tracking) == 0
-    load_translator(tmp_path / "export")
+                 "--tracking-uri", tracking, "--standardize-latent") == 0
+    model = load_translator(tmp_path / "export")
+    mean, std = open_dataset(dataset).latent_statistics()
+    assert model.config.latent_std == pytest.approx(std) and model.config.latent_mean == pytest.approx(mean)
+    assert torch.equal(model.z_std, torch.tensor(std, dtype=torch.float32))
 
 
 def test_resume_after_an_interrupted_run(ray_cluster, dataset, tmp_path):
@@ -182,3 +190,11 @@ def test_tron_sample_takes_registry_and_run_uris(server_run, tmp_path, monkeypat
                      "--npy", str(npy)]) == 0
         assert np.load(npy).shape == (2, 1, 16, 16)
     assert main(["sample", "zoo:digits", "--label", "3", "--translator", "models:/no-such-model@champion"]) == 2
+
+
+def test_image_translators_register_under_their_own_name():
+    """The image-variation translator (f's pooled features) must not take the label/text
+    translator's versions and aliases."""
+    main = train_translator.registered_model_name("gan-face-generate", "efficientnet:lite0")
+    image = train_translator.registered_model_name("gan-face-generate", "efficientnet:lite0", "c_features")
+    assert main == "tron-translator.gan-face-generate.efficientnet-lite0" and image == main + ".features"

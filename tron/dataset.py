@@ -277,6 +277,20 @@ class PairDataset:
                     raise DatasetError(f"{self.uri}/{shard['path']} holds non-finite {col} in {int(bad.sum())} of "
                                        f"{len(values)} rows: G or f produced NaN/inf when it was built; rebuild it")
 
+    def latent_statistics(self, floor: float = 1e-6) -> tuple[list[float], list[float]]:
+        """Per-dimension mean and std of z over every row, one shard at a time (float64 sums)."""
+        total, sq, n = None, None, 0
+        for i in range(len(self.shard_paths)):
+            z = table_column(self.read_shard(i), "z").astype(np.float64)
+            total = z.sum(0) if total is None else total + z.sum(0)
+            sq = (z * z).sum(0) if sq is None else sq + (z * z).sum(0)
+            n += len(z)
+        if n < 2:
+            raise DatasetError(f"{self.uri} has {n} rows: too few for latent statistics")
+        mean = total / n
+        std = np.sqrt(np.maximum(sq / n - mean * mean, 0.0) * n / (n - 1))
+        return mean.tolist(), np.maximum(std, floor).tolist()
+
     def read_arrays(self, columns: tuple[str, ...] = ("z", "c")) -> dict[str, np.ndarray]:
         tables = [self.read_shard(i) for i in range(len(self.shard_paths))]
         return {col: table_column(pa.concat_tables(tables), col) for col in columns}

@@ -3,6 +3,11 @@
 Mixture head: K means, K mixture logits, one shared learned diagonal std (as in TR0N), trained
 by negative log-likelihood. The "mse" head predicts a single z and is trained by squared error;
 it is the deterministic ablation. Saved as config.json + model.safetensors.
+
+Latents that mix scales (BigGAN's z and its ~100x smaller class embedding) are modelled after
+per-dimension standardisation: `latent_mean` / `latent_std`, measured on the pairs and recorded in
+config.json, map z to (z - mean) / std for the loss and back for samples
+(benchmarks/latent_scales.py: without it the mixture cannot place the small coordinates).
 """
 from __future__ import annotations
 
@@ -32,6 +37,8 @@ class TranslatorConfig:
     head: str = "gmm"  # "gmm" (TR0N) or "mse" (deterministic ablation)
     normalize_condition: bool = False  # L2-normalise c first (CLIP embeddings)
     init_log_std: float = 0.0  # initial shared log std of the mixture
+    latent_mean: list[float] | None = None  # per-dimension statistics of z (standardisation), or None
+    latent_std: list[float] | None = None
 
     def __post_init__(self) -> None:
         if self.head not in HEADS:
@@ -39,6 +46,22 @@ class TranslatorConfig:
         for name in ("cond_dim", "latent_dim", "hidden_dim", "num_components"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1")
+        if (self.latent_mean is None) != (self.latent_std is None):
+            raise ValueError("latent_mean and latent_std go together")
+        if self.latent_mean is not None:
+            mean, std = [float(v) for v in self.latent_mean], [float(v) for v in self.latent_std]
+            if len(mean) != self.latent_dim or len(std) != self.latent_dim:
+                raise ValueError(f"latent_mean and latent_std must have latent_dim={self.latent_dim} values")
+            if not all(math.isfinite(v) for v in mean) or not all(math.isfinite(v) and v > 0 for v in std):
+                raise ValueError("latent_mean must be finite and latent_std finite and > 0")
+            self.latent_mean, self.latent_std = mean, std
+
+
+def latent_statistics(z: torch.Tensor, floor: float = 1e-6) -> tuple[list[float], list[float]]:
+    """Per-dimension mean and std of latents (N, d), the std floored so that a constant
+    coordinate stays finite."""
+    z = torch.as_tensor(z, dtype=torch.float64)
+    return z.mean(0).tolist(), z.std(0).clamp_min(floor).tolist()
 
 
 class ResidualBlock(nn.Module):
@@ -66,6 +89,15 @@ class Translator(nn.Module):
             self.log_std = nn.Parameter(torch.full((d,), float(config.init_log_std)))
         else:
             self.mean = nn.Linear(hdim, d)
+        # not in the state dict: the statistics live in config.json
+        mean = torch.tensor(config.latent_mean) if config.latent_mean is not None else torch.zeros(d)
+        std = torch.tensor(config.latent_std) if config.latent_std is not None else torch.ones(d)
+        self.register_buffer("z_mean", mean.float(), persistent=False)
+        self.register_buffer("z_std", std.float(), persistent=False)
+
+    @property
+    def standardised(self) -> bool:
+        return self.config.latent_mean is not None
 
     def _features(self, c: torch.Tensor) -> torch.Tensor:
         if self.config.normalize_condition:
@@ -88,17 +120,19 @@ class Translator(nn.Module):
         """Mean training loss: NLL per latent dimension (gmm) or MSE (mse)."""
         out = self(c)
         if self.config.head == "mse":
-            return F.mse_loss(out["mean"], z)
+            return F.mse_loss(out["mean"], (z - self.z_mean) / self.z_std)
         return -self.log_prob(z, out).mean() / self.config.latent_dim
 
     def log_prob(self, z: torch.Tensor, out: dict[str, torch.Tensor] | None = None, c: torch.Tensor | None = None) -> torch.Tensor:
-        """log q(z | c) under the mixture. z (B, d) -> (B,)"""
+        """log q(z | c) under the mixture (in z's own units: standardisation's Jacobian included). z (B, d) -> (B,)"""
         if out is None:
             out = self(c)
+        u = (z - self.z_mean) / self.z_std
         log_std = out["log_std"]  # (d,)
-        diff = (z.unsqueeze(1) - out["means"]) / log_std.exp()  # (B, K, d)
+        diff = (u.unsqueeze(1) - out["means"]) / log_std.exp()  # (B, K, d)
         comp = -0.5 * diff.pow(2).sum(-1) - log_std.sum() - 0.5 * z.shape[-1] * math.log(2 * math.pi)  # (B, K)
-        return torch.logsumexp(F.log_softmax(out["logits"], dim=-1) + comp, dim=-1)
+        jacobian = self.z_std.log().sum() if self.standardised else 0.0
+        return torch.logsumexp(F.log_softmax(out["logits"], dim=-1) + comp, dim=-1) - jacobian
 
     @torch.no_grad()
     def sample(self, c: torch.Tensor, rng: torch.Generator | None = None, std_scale: float = 1.0,
@@ -107,14 +141,14 @@ class Translator(nn.Module):
         (B,) indices), then add the shared std's noise. (B, k) -> (B, d)"""
         out = self(c)
         if self.config.head == "mse":
-            return out["mean"]
+            return out["mean"] * self.z_std + self.z_mean
         probs = F.softmax(out["logits"], dim=-1)
         idx = torch.multinomial(probs, 1, generator=rng).squeeze(1)  # (B,): drawn even when given,
         if component is not None:  # so that the stream of random draws stays the same
             idx = torch.as_tensor(component, device=c.device).long().expand(c.shape[0])
         mean = out["means"][torch.arange(c.shape[0], device=c.device), idx]  # (B, d)
         eps = torch.randn(mean.shape, generator=rng, device=mean.device)
-        return mean + std_scale * out["log_std"].exp() * eps
+        return (mean + std_scale * out["log_std"].exp() * eps) * self.z_std + self.z_mean
 
     @torch.no_grad()
     def likeliest_component(self, c: torch.Tensor) -> torch.Tensor:
