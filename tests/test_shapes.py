@@ -83,7 +83,7 @@ def test_captions():
     assert 0.4 < float(keep.all(1).float().mean()) < 0.7  # about half are full captions
     assert len(set(texts)) > 150 and any(t.endswith("shape") for t in texts)
     assert S.parse_prompt("A large  square in the bottom right") == {"shape": "square", "size": "large", "position": "bottom right"}
-    assert len(S.full_prompt_set()) == 210 and len(S.partial_prompt_set()) == 59
+    assert len(S.full_prompt_set()) == 210 and len(S.partial_prompt_set()) == 111
 
 
 def test_degrade_keeps_range_and_shape():

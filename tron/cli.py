@@ -263,8 +263,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="judge sample quality: translator only vs TR0N vs random-prior Langevin")
     p.add_argument("world", nargs="?", default="zoo:digits")
     p.add_argument("-n", type=positive_int, help="samples per condition (default: the judge's: 100 per digit, 8 per prompt)")
-    p.add_argument("--prompts", choices=["full", "partial", "both"], default="both",
-                   help="shapes world: the 210 full captions, the partial prompts, or both (default)")
+    p.add_argument("--prompts", choices=["full", "partial", "image", "both", "all"], default="all",
+                   help="shapes world: the 210 full captions, the 111 partial prompts, image variation of the 210 "
+                        "combinations' renders, both prompt sets, or all three (default)")
     p.add_argument("--seed", type=seed_int, default=0)
     p.add_argument("--translator", help="translator directory to use instead of the world's")
     _add_langevin_args(p)

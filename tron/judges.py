@@ -141,6 +141,8 @@ SHAPES_COLUMNS = [
     ("seconds_per_sample", "s / sample", ".4f"),
 ]
 
+IMAGE_VARIATION_COLUMNS = SHAPES_COLUMNS[:2] + [("attributes_kept", "attributes kept", ".1%")] + SHAPES_COLUMNS[2:]
+
 
 class ShapesJudge:
     """The attribute CNN of the shapes world: a sample is right when the judge sees every
@@ -185,15 +187,35 @@ class ShapesJudge:
                          "seconds_per_sample": seconds / len(res.images), "samples": len(res.images)})
         return rows
 
+    def image_rows(self, n: int, seed: int, langevin: LangevinConfig, progress: Progress = None) -> list[dict]:
+        """Image semantic variation: one fresh render of each of the 210 combinations as the
+        condition (f's image embedding, the world's image translator); a sample keeps an attribute
+        when the judge sees the render's value of it in the sample."""
+        from .conditions import from_images
+
+        combos = self.shapes.all_combinations()
+        renders = self.shapes.render(combos, torch.Generator().manual_seed(7))
+        names = self.shapes.ATTRIBUTE_NAMES
+        prompts = [{a: self.shapes.ATTRIBUTES[a][int(v)] for a, v in zip(names, row)} for row in combos]
+        rows = self.rows(prompts, n, seed, default_methods(langevin.steps)[:2], langevin,
+                         condition=from_images(self.world.encoder, renders), progress=progress)
+        for row in rows:
+            row["attributes_kept"] = sum(row[f"{a}_accuracy"] for a in names) / len(names)
+        return rows
+
     def tables(self, n: int | None = None, seed: int = 0, langevin: LangevinConfig | None = None,
-               progress: Progress = None, prompts: str = "both", **_: Any) -> list[tuple[str, list[dict], list]]:
+               progress: Progress = None, prompts: str = "all", **_: Any) -> list[tuple[str, list[dict], list]]:
         langevin = langevin or self.world.langevin
         n = n or 8
         sets = self.prompt_sets()
-        chosen = list(sets) if prompts == "both" else [prompts]
-        return [(f"{name} prompts ({len(sets[name])} prompts x {n} samples)",
-                 self.rows(sets[name], n, seed, clip_methods(langevin.steps), langevin, progress=progress), SHAPES_COLUMNS)
-                for name in chosen]
+        chosen = {"all": [*sets, "image"], "both": list(sets)}.get(prompts, [prompts])
+        tables = [(f"{name} prompts ({len(sets[name])} prompts x {n} samples)",
+                   self.rows(sets[name], n, seed, clip_methods(langevin.steps), langevin, progress=progress), SHAPES_COLUMNS)
+                  for name in chosen if name in sets]
+        if "image" in chosen:
+            tables.append((f"image variation (210 renders x {n} samples; all attributes of the render kept)",
+                           self.image_rows(n, seed, langevin, progress), IMAGE_VARIATION_COLUMNS))
+        return tables
 
     def quick(self, n: int = 8, seed: int = 0, langevin: LangevinConfig | None = None) -> dict[str, float]:
         langevin = langevin or self.world.langevin

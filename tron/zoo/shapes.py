@@ -376,12 +376,18 @@ def full_prompt_set() -> list[dict[str, str]]:
 
 
 def partial_prompt_set() -> list[dict[str, str]]:
-    """59 partial prompts: every "a {color} {shape}", "a {size} shape in the {position}",
-    "a {shape} in the {position}", "a {size} {shape}" and "a {color} shape"."""
+    """111 partial prompts naming one, two or three attributes. Two: every "a {color} {shape}",
+    "a {size} shape in the {position}", "a {shape} in the {position}", "a {size} {shape}"; three:
+    every "a {size} {color} {shape}"; one: every "a {color} shape", "a {shape}", "a {size} shape",
+    "a shape in the {position}"."""
     prompts: list[dict[str, str]] = []
     prompts += [{"color": c, "shape": s} for c in COLORS for s in SHAPES]
     prompts += [{"size": z, "position": p} for z in SIZES for p in POSITIONS]
     prompts += [{"shape": s, "position": p} for s in SHAPES for p in POSITIONS]
     prompts += [{"size": z, "shape": s} for z in SIZES for s in SHAPES]
     prompts += [{"color": c} for c in COLORS]
+    prompts += [{"size": z, "color": c, "shape": s} for z in SIZES for c in COLORS for s in SHAPES]
+    prompts += [{"shape": s} for s in SHAPES]
+    prompts += [{"size": z} for z in SIZES]
+    prompts += [{"position": p} for p in POSITIONS]
     return prompts
