@@ -82,8 +82,11 @@ BUDGETS = {
 
 # Sampling defaults shipped in world.json and the encoder's energy augmentations: chosen by the
 # measurements in docs/shapes.md.
-DEFAULT_AUGMENT = AugmentConfig(num=4, translation=2 / 32, fresh=False)  # 4 views of +-2 px shifts
-DEFAULT_LANGEVIN = LangevinConfig(steps=25, step_size=0.05, noise_std=0.01, prior_weight=0.01, augment=DEFAULT_AUGMENT)
+# 4 views of +-2 px shifts; each chain's gradient clipped to norm 1 (benchmarks/results/langevin_ablation:
+# 95.0 % full captions against 92.9 % unclipped; fresh views, 8 views and momentum 0.9 changed < 1.3 points)
+DEFAULT_AUGMENT = AugmentConfig(num=4, translation=2 / 32, fresh=False)
+DEFAULT_LANGEVIN = LangevinConfig(steps=25, step_size=0.05, noise_std=0.01, prior_weight=0.01, grad_clip=1.0,
+                                  augment=DEFAULT_AUGMENT)
 # The translator's shared std is close to 1 in every latent direction (p(z|c) of a GAN behind a
 # mapping network is not axis-aligned), so z0 is drawn from the mixture with its std scaled by this.
 TRANSLATOR_STD_SCALE = 0.15
