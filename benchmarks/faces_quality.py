@@ -4,7 +4,7 @@ to EfficientNet-Lite2 and Lite1, or are its samples adversarial to f?
 For each class of the world's condition set, n samples per method:
 
     translator only       z0 ~ q(z | y), T = 0
-    TR0N, T = 5 / 25      z0 ~ q(z | y) + T Langevin steps (the world's settings)
+    TR0N, T = 5 / 25      z0 ~ q(z | y) + T Langevin steps (the world's settings, without views)
     TR0N + views          the same, the energy averaged over fresh random-shift views per step
     prior + Langevin 25   z0 ~ N(0, I) + 25 steps
     best of N             N prior samples ranked by f's probability of the class (no gradients)
@@ -81,11 +81,11 @@ def main(argv=None) -> None:
     from tron.judges import CLASSIFIER_COLUMNS, load_judge
     from tron.world import load_world
 
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     world = load_world(args.world)
     judge = load_judge(world)
     classes = judge.classes[: args.classes or None]
-    base = world.langevin
+    # the world's Langevin without views; the views row adds them (the world itself ships with views)
+    base = world.langevin.with_overrides(augment=AugmentConfig())
     steps = base.steps
     print(f"[faces] {world.name}: {len(classes)} classes x {args.n}; Langevin {base.to_dict()}; {judge.describe()}", flush=True)
     t_all = time.perf_counter()
