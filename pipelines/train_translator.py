@@ -53,6 +53,9 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--num-workers", type=int, default=1, help="data-parallel Ray Train workers")
     p.add_argument("--cpus-per-worker", type=float, default=1.0, help="give fractions (0.5) to fit 2 workers on 2 cores")
     p.add_argument("--use-gpu", action="store_true")
+    p.add_argument("--data-cpus", type=float, default=0.5,
+                   help="CPUs per Ray Data read task (one shard each); they run beside the workers, so a node needs "
+                        "this much left after its workers (a 1-CPU node with a 0.5-CPU worker has 0.5)")
     p.add_argument("--placement-strategy", default="PACK", choices=["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"],
                    help="how Ray places the workers on nodes (SPREAD: over as many nodes as it can)")
     p.add_argument("--stream", nargs="?", const="yes", default="auto", choices=["auto", "yes", "no"],
@@ -162,10 +165,10 @@ def train_loop_per_worker(config: dict) -> None:
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
 
-    def all_sum(*values: float) -> list[float]:
+    def all_reduce(*values: float, op=dist.ReduceOp.SUM) -> list[float]:
         t = torch.tensor(values, dtype=torch.float64, device=device)
         if world > 1 and dist.is_initialized():
-            dist.all_reduce(t)
+            dist.all_reduce(t, op=op)
         return t.tolist()
 
     client = None
@@ -198,11 +201,12 @@ def train_loop_per_worker(config: dict) -> None:
             count += len(z)
         train_seconds = time.perf_counter() - t_epoch
         val_total, val_count = evaluate_loss_sums(translator, batches("val", 4096, None))
-        total, count, val_total, val_count = all_sum(total, count, val_total, val_count)
+        total, count, val_total, val_count = all_reduce(total, count, val_total, val_count)
+        (peak_rss,) = all_reduce(peak_rss_mib(), op=dist.ReduceOp.MAX)
         metrics = {"epoch": epoch + 1, "train_nll": total / max(count, 1), "val_nll": val_total / max(val_count, 1),
-                   "samples_per_s": count / max(train_seconds, 1e-9)}
+                   "samples_per_s": count / max(train_seconds, 1e-9), "worker_peak_rss_mib": peak_rss}
         if client is not None:
-            for key in ("train_nll", "val_nll", "samples_per_s"):
+            for key in ("train_nll", "val_nll", "samples_per_s", "worker_peak_rss_mib"):
                 client.log_metric(config["mlflow_run_id"], key, metrics[key], step=epoch + 1)
             if epoch == start_epoch:
                 client.log_metric(config["mlflow_run_id"], "started_at_epoch", start_epoch, step=epoch + 1)
@@ -219,21 +223,40 @@ def train_loop_per_worker(config: dict) -> None:
             ray.train.report(metrics, checkpoint=ckpt)
 
 
+def peak_rss_mib() -> float:
+    """This process's peak resident memory so far (what a worker's training cost in memory)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
 # ----------------------------------------------------------------------------- the driver
 
-def read_split(dataset: PairDataset, val_fraction: float, seed: int, column: str = "c"):
-    """Ray Data readers of the shards, split deterministically by global row index; the condition
-    column (c, or c_features) is read as "c"."""
+def read_split(dataset: PairDataset, val_fraction: float, seed: int, column: str = "c", num_cpus: float = 1.0):
+    """Ray Data datasets of the train and validation rows, split deterministically by global row
+    index; the condition column (c, or c_features) is read as "c". One read task per shard, asking
+    for `num_cpus`: it reads the shard with pyarrow and keeps its split's rows. The shards are those
+    of the verified manifest, so nothing lists files (read_parquet's listing task takes a whole CPU,
+    which a node whose workers hold part of its only CPU never has: training would wait forever)."""
+    import pyarrow.parquet as pq
     import ray.data
 
-    ds = ray.data.read_parquet(dataset.shard_paths, filesystem=dataset.location.fs).select_columns(["row", "z", column])
+    from tron.dataset import table_column
 
-    def select(batch, want_val: bool):
-        mask = is_validation_row(batch["row"], val_fraction, seed) == want_val
-        return {"z": batch["z"][mask], "c": batch[column][mask]}
+    fs = dataset.location.fs
 
-    train = ds.map_batches(select, fn_kwargs={"want_val": False}, batch_format="numpy")
-    val = ds.map_batches(select, fn_kwargs={"want_val": True}, batch_format="numpy")
+    def read(batch: dict, want_val: bool) -> dict:
+        zs, cs = [], []
+        for path in batch["path"]:
+            table = pq.read_table(str(path), filesystem=fs, columns=["row", "z", column])
+            keep = is_validation_row(table.column("row").to_numpy(), val_fraction, seed) == want_val
+            zs.append(table_column(table, "z")[keep])
+            cs.append(table_column(table, column)[keep])
+        return {"z": np.concatenate(zs), "c": np.concatenate(cs)}
+
+    paths = ray.data.from_items([{"path": p} for p in dataset.shard_paths], override_num_blocks=len(dataset.shard_paths))
+    train, val = (paths.map_batches(read, fn_kwargs={"want_val": want}, batch_size=1, batch_format="numpy", num_cpus=num_cpus)
+                  for want in (False, True))
     rows = np.arange(dataset.num_rows)
     n_val = int(is_validation_row(rows, val_fraction, seed).sum())
     return train, val, dataset.num_rows - n_val, n_val
@@ -259,8 +282,8 @@ def main(argv: list[str] | None = None) -> int:
 def run(argv: list[str] | None = None) -> dict:
     """Train (or resume), export, evaluate and register; returns what was made."""
     args = build_parser().parse_args(argv)
-    if args.num_workers < 1 or args.cpus_per_worker <= 0 or args.keep_checkpoints < 1:
-        raise TronError("--num-workers and --keep-checkpoints must be >= 1 and --cpus-per-worker > 0")
+    if args.num_workers < 1 or args.cpus_per_worker <= 0 or args.keep_checkpoints < 1 or args.data_cpus <= 0:
+        raise TronError("--num-workers and --keep-checkpoints must be >= 1, --cpus-per-worker and --data-cpus > 0")
     dataset = open_dataset(args.dataset)
     if args.condition_column not in dataset.condition_columns:
         raise TronError(f"--condition-column {args.condition_column}: {dataset.uri} has {', '.join(dataset.condition_columns)}")
@@ -272,6 +295,8 @@ def run(argv: list[str] | None = None) -> dict:
     export_dir = Path(args.export or f"outputs/translators/{name}").resolve()
     model_name = args.registered_model or registered_model_name(ident.generator, ident.encoder, args.condition_column)
     loc, storage_path, storage_fs = storage(args, name)
+    init_ray(args.address)
+    check_room_for_data(args)
 
     from tron import storage as st
 
@@ -332,7 +357,8 @@ def fit(args, dataset, model_cfg, train_cfg, name, storage_path, storage_fs, run
     from pipelines.logs import train_logging_config
 
     ray.data.DataContext.get_current().enable_progress_bars = False  # one line per epoch, not bars
-    train_ds, val_ds, n_train, n_val = read_split(dataset, train_cfg.val_fraction, train_cfg.seed, args.condition_column)
+    train_ds, val_ds, n_train, n_val = read_split(dataset, train_cfg.val_fraction, train_cfg.seed, args.condition_column,
+                                                  args.data_cpus)
     if n_train == 0 or n_val == 0:
         raise TronError(f"dataset {dataset.uri} has {dataset.num_rows} rows: too few for a train/validation split")
     loop_config = {
@@ -373,6 +399,17 @@ def fit(args, dataset, model_cfg, train_cfg, name, storage_path, storage_fs, run
             shutil.rmtree(export_dir)
         shutil.copytree(Path(d) / "translator", export_dir)
     return best.path
+
+
+def check_room_for_data(args) -> None:
+    """Ray Data's read tasks need CPUs beside the workers': without them training waits forever."""
+    import ray
+
+    nodes = [n["Resources"].get("CPU", 0.0) for n in ray.nodes() if n.get("Alive")]
+    workers = args.num_workers * args.cpus_per_worker
+    if sum(nodes) - workers < args.data_cpus or max(nodes, default=0.0) < args.data_cpus:
+        raise TronError(f"no CPU left for Ray Data's read tasks: the cluster's nodes have {nodes} CPUs, the workers take "
+                        f"{workers:g} and each read task {args.data_cpus:g}; lower --cpus-per-worker or --data-cpus")
 
 
 STREAM_MEMORY_SHARE = 0.25  # --stream auto: cache a worker's share only if it fits in this share of its memory

@@ -103,6 +103,21 @@ def test_two_workers_on_two_cores(dataset, tmp_path):
     mean, std = open_dataset(dataset).latent_statistics()
     assert model.config.latent_std == pytest.approx(std) and model.config.latent_mean == pytest.approx(mean)
     assert torch.equal(model.z_std, torch.tensor(std, dtype=torch.float32))
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking)
+    (run,) = client.search_runs([client.get_experiment_by_name("tron-translators").experiment_id])
+    assert 100 < run.data.metrics["worker_peak_rss_mib"] < 20_000  # each worker's peak memory, in MiB (torch alone is > 100)
+
+
+def test_workers_that_leave_no_cpu_for_reading_are_refused(dataset, tmp_path, capsys):
+    """Two 1-CPU workers on the 2-CPU cluster would leave Ray Data's read tasks no CPU: training
+    would wait forever. It is refused before anything starts."""
+    rc = train(dataset, tmp_path, "--num-workers", "2", "--cpus-per-worker", "1", "--tracking-uri",
+               f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert rc == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "no CPU left for Ray Data's read tasks" in err[-1] and "--data-cpus" in err[-1]
 
 
 def test_resume_after_an_interrupted_run(ray_cluster, dataset, tmp_path):
