@@ -4,6 +4,7 @@ One cluster and three applications serve the whole module:
   main   zoo:digits (labels)        round trips, bad input, the browser page, the schema fuzz
   tight  zoo:digits, 1 + 1 slots    overload answers 503 and recovers; the request timeout
   clip   a tiny random CLIP world   text, image and weighted-prompt round trips
+  faces  zoo:faces (PyPI models)    ImageNet labels by index and by name
 """
 from __future__ import annotations
 
@@ -212,7 +213,8 @@ def served(clip_world):
         serve.start(http_options={"host": "127.0.0.1", "port": port, "request_timeout_s": 90})
         apps = [("main", "", MAIN), ("tight", "/tight", TIGHT),
                 ("clip", "/clip", ServeConfig(world=str(clip_world), max_samples=4, max_steps=10, sampler_num_cpus=0.3,
-                                              max_image_side=64))]
+                                              max_image_side=64)),
+                ("faces", "/faces", ServeConfig(world="zoo:faces", max_samples=2, max_steps=5, sampler_num_cpus=0.3))]
         serve.run_many([serve.RunTarget(build_app(config), name=name, route_prefix=prefix or "/")  # side by side
                         for name, prefix, config in apps])
         urls = {name: f"http://127.0.0.1:{port}{prefix}" for name, prefix, _ in apps}
@@ -260,6 +262,26 @@ def test_concurrent_requests_share_batches_and_keep_their_own_samples(served):
     assert responses[4].json()["images"] == alone["images"]  # same label 4, seed 3: batch mates change nothing
 
 
+def test_faces_world_takes_imagenet_labels_by_index_and_by_name(served):
+    """`tron serve --world zoo:faces`: the face GAN and EfficientNet-Lite0 from their packages; a
+    class by name is the class by index, and a name that is not a class is a 422 naming close ones."""
+    from tron.adapters.efficientnet import imagenet_class_names
+
+    url = served["faces"]
+    model = requests.get(f"{url}/v1/model", timeout=30).json()
+    assert model["name"] == "faces" and model["labels"] == imagenet_class_names() and model["image_shape"] == [3, 64, 64]
+    by_name = post(url, {"label": " sunglass ", "num_samples": 2, "steps": 1, "seed": 4})
+    assert by_name.status_code == 200, by_name.text
+    assert by_name.json()["condition"] == "label 'sunglass'"
+    images = [decode_png(b) for b in by_name.json()["images"]]
+    assert [im.shape for im in images] == [(64, 64, 3)] * 2 and images[0].std() > 10  # a picture, not a flat image
+    by_index = post(url, {"label": imagenet_class_names().index("sunglass"), "num_samples": 2, "steps": 1, "seed": 4})
+    assert by_index.json()["images"] == by_name.json()["images"]
+    misspelt = post(url, {"label": "sunglases", "steps": 1})
+    assert misspelt.status_code == 422 and "close" in misspelt.json()["detail"] and "sunglass" in misspelt.json()["detail"]
+    assert post(url, {"label": 1000, "steps": 1}).status_code == 422
+
+
 def clip_url(served) -> str:
     return served["clip"]
 
@@ -296,7 +318,7 @@ BAD_REQUESTS = [
     ({"text": "x" * 201}, "at most 200"),
     ({"label": 10}, "out of range"),
     ({"label": -1}, "greater than or equal to 0"),
-    ({"label": "3"}, "valid integer"),
+    ({"label": "three"}, "not a class name"),  # a string is a class name ("3" is class 3)
     ({"label": 3.5}, "fractional part"),
     ({"label": None}, "valid integer"),
     ({"label": True}, "valid integer"),

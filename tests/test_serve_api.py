@@ -52,6 +52,17 @@ def test_a_good_request_reaches_the_backend(client):
     assert len(r.json()["images"]) == 2 and client.backend.jobs[-1].value == "a red circle"
 
 
+def test_a_label_by_index_or_by_name_reaches_the_backend():
+    backend = FakeBackend(conditions=("label",))
+    with TestClient(create_app(CONFIG, backend)) as c:
+        for label, value in ((3, 3), (3.0, 3), ("  tabby cat ", "tabby cat")):
+            r = c.post("/v1/generate", json={"label": label})
+            assert r.status_code == 200, r.text
+            assert backend.jobs[-1].kind == "label" and backend.jobs[-1].value == value
+        for label in (-1, 1.5, "", True, None, [3], "x" * (CONFIG.max_prompt_chars + 1)):
+            assert c.post("/v1/generate", json={"label": label}).status_code == 422, label
+
+
 NON_STANDARD = [
     '{"text": "a", "steps": NaN}', '{"text": "a", "steps": Infinity}', '{"text": "a", "seed": -Infinity}',
     '{"text": "a", "steps": 1e999}', '{"text": "a", "seed": 1e400}', '{"text": "a", "num_samples": -1e999}',

@@ -58,6 +58,8 @@ def request_models(config: ServeConfig):
 
     # Absent and null are different in JSON Schema: the condition fields may be left out, never null.
     JsonInt = Annotated[int, BeforeValidator(_json_integer)]
+    # A class by index or by name ("sunglasses"): the CLI's --label, for a classifier with named classes.
+    Label = Annotated[JsonInt, Field(ge=0)] | Annotated[str, Field(min_length=1, max_length=config.max_prompt_chars)]
 
     def _one_of(model, names):
         from tron.conditions import normalize_prompt
@@ -96,8 +98,9 @@ def request_models(config: ServeConfig):
             {"text": "a small red circle in the top left", "num_samples": 2},
             {"prompts": [{"text": "a red circle", "weight": 1.0}, {"text": "a large shape", "weight": -0.5}]},
         ]})
-        label: JsonInt = Field(None, ge=0, json_schema_extra=optional(),
-                                  description="a class index, 0..K-1 with K = len(labels) of GET /v1/model (classifier worlds)")
+        label: Label = Field(None, json_schema_extra=optional(),
+                             description="a class index, 0..K-1 with K = len(labels) of GET /v1/model, or a class name "
+                                         "from that list (classifier worlds)")
         text: str = Field(None, min_length=1, max_length=config.max_prompt_chars, description="a prompt (CLIP worlds)",
                           json_schema_extra=optional())
         image: str = Field(None, min_length=1, max_length=b64_chars, json_schema_extra=png,
@@ -155,7 +158,8 @@ def job_from_request(req, config: ServeConfig) -> tuple[Job, str]:
     """(the job for the sampler, a short description of the condition); ValueError for bad images."""
     params = {"num_samples": req.num_samples, "steps": req.steps, "seed": req.seed}
     if req.label is not None:
-        return Job("label", req.label, **params), f"label {req.label}"
+        label = req.label.strip() if isinstance(req.label, str) else req.label
+        return Job("label", label, **params), f"label {label!r}" if isinstance(label, str) else f"label {label}"
     from tron.conditions import normalize_prompt
 
     if req.text is not None:
