@@ -1,12 +1,16 @@
 """Pairs/s of dataset building: a bare in-process loop vs the Ray pipeline with 1 and 2 workers,
-as Ray tasks (one per shard) and as Ray Data map_batches over an actor pool holding G and f
-(`--executor actors`); both executors must write byte-identical shards (checked).
+as Ray tasks (one per shard; G and f cached per worker process) and as Ray Data map_batches over an
+actor pool that holds G and f (`--executor actors`). Every variant must write byte-identical shards
+(checked).
 
-    .venv/bin/python benchmarks/build_throughput.py [--world zoo:digits] [--shards 8] [--rows 5000]
+    .venv/bin/python benchmarks/build_throughput.py --world zoo:digits --shards 8 --rows 5000
+    .venv/bin/python benchmarks/build_throughput.py --full-size --shards 4 --rows 8 --batch-size 8
 
-Every variant generates the same shards (same seeds, one torch thread per shard). Ray is started
-and warmed up (worker processes imported torch and loaded G/f) before timing, so the figures
-compare steady-state throughput; the cold start is reported on its own line.
+Each Ray variant runs twice on a freshly started local Ray: "cold" is the first build, whose worker
+processes start, import torch and load G and f (what one `build_dataset.py` job pays, since a job's
+workers are its own), "warm" a second build of new shards on the same workers. `--full-size` builds
+with BigGAN-deep-128 and open_clip ViT-B-32 at random init (benchmarks/full_size_cost.py's files),
+where loading the models is the part that differs.
 """
 from __future__ import annotations
 
@@ -20,7 +24,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
-def bare(world: str, shards: int, rows: int, batch: int) -> float:
+def bare(generator: str, encoder: str, shards: int, rows: int, batch: int) -> float:
+    """One process, one torch thread: G and f loaded (not timed), then the shards generated and written."""
     import torch
 
     from pipelines.build_dataset import make_identity
@@ -29,16 +34,17 @@ def bare(world: str, shards: int, rows: int, batch: int) -> float:
     from tron.storage import resolve
 
     torch.set_num_threads(1)
-    args = argparse.Namespace(generator=world, encoder=world, prior="normal", seed=0, rows_per_shard=rows, batch_size=batch)
-    identity = make_identity(args)
-    g, f = load_generator_spec(world), load_encoder_spec(world)
+    args = argparse.Namespace(generator=generator, encoder=encoder, prior="normal", seed=0, rows_per_shard=rows,
+                              batch_size=batch, features=False)
+    identity, _ = make_identity(args)
+    g, f = load_generator_spec(generator), load_encoder_spec(encoder)
     out = Path(tempfile.mkdtemp(prefix="bench-bare-"))
-    loc = resolve(out)
     t0 = time.perf_counter()
     for i in range(shards):
         data, check = generate_shard(g, f, identity, i, rows)
-        write_shard_files(loc, i, data, check.sha256)
+        write_shard_files(resolve(out), i, data, check.sha256)
     seconds = time.perf_counter() - t0
+    SHARDS_SEEN.setdefault(key(generator, encoder, shards, rows, batch), read_shards(out, shards))
     shutil.rmtree(out)
     return shards * rows / seconds
 
@@ -46,62 +52,89 @@ def bare(world: str, shards: int, rows: int, batch: int) -> float:
 SHARDS_SEEN: dict[str, list[bytes]] = {}
 
 
-def ray_build(world: str, shards: int, rows: int, batch: int, workers: int, executor: str = "tasks") -> float:
-    from pipelines import build_dataset
+def fmt(rate: float) -> str:
+    return f"{rate:,.0f}" if rate >= 100 else f"{rate:.3g}"
+
+
+def key(*parts) -> str:
+    return "/".join(map(str, parts))
+
+
+def read_shards(out: Path, shards: int) -> list[bytes]:
     from tron.dataset import shard_name
 
-    out = Path(tempfile.mkdtemp(prefix=f"bench-ray{workers}-"))
-    argv = ["--generator", world, "--num-pairs", str(shards * rows), "--rows-per-shard", str(rows), "--batch-size",
-            str(batch), "--out", str(out), "--max-in-flight", str(workers), "--actors", str(workers),
-            "--executor", executor, "--no-mlflow"]
+    return [(out / shard_name(i)).read_bytes() for i in range(shards)]
+
+
+def ray_build(generator: str, encoder: str, shards: int, rows: int, batch: int, workers: int, executor: str,
+              seed: int = 0) -> float:
+    """pipelines/build_dataset.py in this process (the driver) against the running Ray."""
+    from pipelines import build_dataset
+
+    out = Path(tempfile.mkdtemp(prefix=f"bench-{executor}{workers}-"))
+    argv = ["--generator", generator, "--encoder", encoder, "--num-pairs", str(shards * rows), "--rows-per-shard", str(rows),
+            "--batch-size", str(batch), "--out", str(out), "--max-in-flight", str(workers), "--actors", str(workers),
+            "--executor", executor, "--seed", str(seed), "--no-mlflow"]
     t0 = time.perf_counter()
     build_dataset.main(argv)
     seconds = time.perf_counter() - t0
-    data = [(out / shard_name(i)).read_bytes() for i in range(shards)]
-    key = f"{world}/{shards}/{rows}/{batch}"
-    if SHARDS_SEEN.setdefault(key, data) != data:
-        raise SystemExit(f"{executor} with {workers} workers wrote different shards: the executors must agree byte for byte")
+    if SHARDS_SEEN.setdefault(key(generator, encoder, shards, rows, batch, seed), read_shards(out, shards)) != read_shards(out, shards):
+        raise SystemExit(f"{executor} with {workers} workers wrote different shards: every variant must agree byte for byte")
     shutil.rmtree(out)
     return shards * rows / seconds
 
 
+def cold_and_warm(generator: str, encoder: str, args, workers: int, executor: str) -> tuple[float, float]:
+    """A fresh local Ray; the first build (cold workers), then a second one with another seed (warm)."""
+    import ray
+
+    ray.shutdown()
+    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
+    cold = ray_build(generator, encoder, args.shards, args.rows, args.batch_size, workers, executor)
+    warm = ray_build(generator, encoder, args.shards, args.rows, args.batch_size, workers, executor, seed=1)
+    print(f"[bench] {generator} {executor} x{workers}: cold {fmt(cold)} pairs/s, warm {fmt(warm)} pairs/s", file=sys.stderr, flush=True)
+    return cold, warm
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--world", action="append", help="zoo world(s) to measure (default: every zoo world)")
+    p.add_argument("--world", action="append", help="zoo world(s) to measure (G and f of the world)")
+    p.add_argument("--full-size", action="store_true", help="BigGAN-deep-128 + ViT-B-32 at random init")
     p.add_argument("--shards", type=int, default=8)
     p.add_argument("--rows", type=int, default=5000)
     p.add_argument("--batch-size", type=int, default=500)
-    p.add_argument("--repeats", type=int, default=2, help="best of N runs per variant")
     args = p.parse_args(argv)
 
     import ray
 
-    from tron.world import list_zoo
+    from pipelines.logs import ray_init_options
 
-    worlds = args.world or [f"zoo:{n}" for n in list_zoo()]
-    t0 = time.perf_counter()
-    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
-    print(f"Ray local start: {time.perf_counter() - t0:.1f} s")
+    ray_init_options()  # quiet Ray's own log lines
+    pairs = [(w, w) for w in (args.world or ([] if args.full_size else ["zoo:digits"]))]
+    tmp = Path(tempfile.mkdtemp(prefix="bench-models-"))
+    if args.full_size:
+        from benchmarks.full_size_cost import write_models
+
+        pairs.append(write_models(tmp))
     rows = []
-    for world in worlds:
-        t0 = time.perf_counter()
-        ray_build(world, 2, 200, args.batch_size, 2)  # warm-up: worker processes import torch, load G and f
-        print(f"{world}: Ray warm-up build (2 tiny shards, cold workers): {time.perf_counter() - t0:.1f} s")
-        b = max(bare(world, args.shards, args.rows, args.batch_size) for _ in range(args.repeats))
-        r1 = max(ray_build(world, args.shards, args.rows, args.batch_size, 1) for _ in range(args.repeats))
-        r2 = max(ray_build(world, args.shards, args.rows, args.batch_size, 2) for _ in range(args.repeats))
-        ray_build(world, 2, 200, args.batch_size, 2, "actors")  # warm-up of Ray Data
-        a1 = max(ray_build(world, args.shards, args.rows, args.batch_size, 1, "actors") for _ in range(args.repeats))
-        a2 = max(ray_build(world, args.shards, args.rows, args.batch_size, 2, "actors") for _ in range(args.repeats))
-        rows.append((world, b, r1, r2, a1, a2))
+    for generator, encoder in pairs:
+        b = bare(generator, encoder, args.shards, args.rows, args.batch_size)
+        print(f"[bench] {generator}: bare loop {fmt(b)} pairs/s", file=sys.stderr, flush=True)
+        measured = {(executor, workers): cold_and_warm(generator, encoder, args, workers, executor)
+                    for executor in ("tasks", "actors") for workers in (1, 2)}
+        rows.append((generator, b, measured))
     ray.shutdown()
-    print(f"\n{args.shards} shards x {args.rows} pairs, batch {args.batch_size}, best of {args.repeats}; pairs/s; "
-          "the shards of every variant were byte-identical")
-    print("| world | bare loop | tasks, 1 worker | tasks, 2 workers | actor pool, 1 | actor pool, 2 | 2 vs 1 (tasks) "
-          "| Ray overhead at 1 worker (tasks) |")
-    print("|---|---|---|---|---|---|---|---|")
-    for world, b, r1, r2, a1, a2 in rows:
-        print(f"| {world} | {b:,.0f} | {r1:,.0f} | {r2:,.0f} | {a1:,.0f} | {a2:,.0f} | {r2 / r1:.2f}x | {(1 - r1 / b) * 100:.1f} % |")
+    shutil.rmtree(tmp)
+    print(f"\n{args.shards} shards x {args.rows} pairs, batch {args.batch_size}; pairs/s of the whole build command "
+          "(cold: fresh workers load G and f; warm: a second build on the same workers); every variant's shards were "
+          "byte-identical")
+    print("| G | bare loop | tasks 1 cold / warm | tasks 2 cold / warm | actor pool 1 cold / warm | actor pool 2 cold / warm "
+          "| 2 vs 1 (tasks, warm) |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for generator, b, m in rows:
+        cells = " | ".join(f"{fmt(m[v][0])} / {fmt(m[v][1])}" for v in (("tasks", 1), ("tasks", 2), ("actors", 1), ("actors", 2)))
+        name = "BigGAN-deep-128 + ViT-B-32" if generator.startswith("biggan:") else generator
+        print(f"| {name} | {fmt(b)} | {cells} | {m[('tasks', 2)][1] / m[('tasks', 1)][1]:.2f}x |")
 
 
 if __name__ == "__main__":

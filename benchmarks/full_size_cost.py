@@ -2,7 +2,8 @@
 default config, 50 M parameters) as G and open_clip ViT-B-32 (151 M) as f, at random init (cost does
 not depend on the weights), loaded through the same specs a user writes
 (`biggan:DIR`, `open_clip:ViT-B-32:FILE`). Prints pairs/s, translator samples/s and Langevin seconds
-per sample-step (plain and with augmented views), on the device given.
+per sample-step (plain and with augmented views), on the device given; and the floating-point work
+of each (torch's FLOP counter, batch 1), the basis of the README's estimate for GPUs.
 
     .venv/bin/python benchmarks/full_size_cost.py                 # CPU
     .venv/bin/python benchmarks/full_size_cost.py --device cuda   # a GPU
@@ -30,10 +31,14 @@ def write_models(root: Path) -> tuple[str, str]:
     torch.manual_seed(0)
     config = BigGANConfig()  # biggan-deep-128
     g = BigGAN(config)
-    with torch.no_grad():  # its unconditional batch norms are torch.Tensor(n): uninitialised memory, NaN images
-        for name, param in g.named_parameters():
-            if not torch.isfinite(param).all() or param.abs().max() > 1e6:
-                param.copy_(torch.ones_like(param) if name.endswith("weight") else torch.zeros_like(param))
+    for m in g.modules():  # its unconditional batch norms are torch.Tensor(n): uninitialised memory, NaN images
+        if hasattr(m, "running_means") and not m.conditional:
+            torch.nn.init.ones_(m.weight)
+            torch.nn.init.zeros_(m.bias)
+    with torch.no_grad():  # power iterations, so spectral norm's stored (u, v) estimate sigma as trained weights would
+        for _ in range(10):
+            g.train()(torch.zeros(1, config.z_dim), torch.eye(config.num_classes)[:1], 1.0)
+    g.eval()
     (root / "biggan").mkdir()
     (root / "biggan" / "config.json").write_text(json.dumps(config.to_dict()))
     save_file({k: v.contiguous() for k, v in g.state_dict().items()}, root / "biggan" / "model.safetensors")
@@ -52,6 +57,15 @@ def timed(fn, repeats: int) -> float:
     if torch.cuda.is_available():
         torch.cuda.synchronize()
     return (time.perf_counter() - t0) / repeats
+
+
+def gflops(fn) -> float:
+    """Floating-point operations of one call (multiply-adds count as 2), in GFLOP."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops() / 1e9
 
 
 def main(argv=None) -> None:
@@ -98,9 +112,25 @@ def main(argv=None) -> None:
             rows.append({"what": f"Langevin step ({views or 'no'} views, batch {b})", "value": seconds / (2 * b),
                          "unit": "s per sample-step"})
         finite = bool(torch.isfinite(g.decode(z0)).all())
+        z1, c1 = z0[:1], cb[:1]
+        # Counted with a z that requires grad: otherwise torch's fused attention fast path escapes the counter.
+        zg = z1.detach().clone().requires_grad_(True)
+        work = {"G forward": gflops(lambda: g.decode(zg)), "f forward (with its resize)": gflops(lambda: f.encode(g.decode(zg)))}
+        work["f forward (with its resize)"] -= work["G forward"]
+        work["translator sample"] = gflops(lambda: t.sample(c1))
+        for views in (0, args.views):
+            augment = AugmentConfig.diffaugment(views) if views else AugmentConfig()
+
+            def step(augment=augment) -> None:  # one Langevin step's gradient (the counter cannot follow autograd.grad)
+                z = z1.detach().clone().requires_grad_(True)
+                sampler.energy_fn(c1, augment)(z, torch.arange(1, device=z.device), 0).sum().backward()
+
+            work[f"Langevin step, {views or 'no'} views (G + f forward and backward)"] = gflops(step)
     print(f"device {args.device}, torch {torch.__version__}, {torch.get_num_threads()} threads; G {params['G'] / 1e6:.1f} M, "
           f"f {params['f'] / 1e6:.1f} M parameters; loading both {load:.1f} s; G's images finite: {finite}\n")
     print(markdown_table(rows, [("what", "measured", ""), ("value", "value", ".3g"), ("unit", "unit", "")]))
+    print("\nWork per sample (torch.utils.flop_counter, batch 1):\n")
+    print(markdown_table([{"what": k, "gflop": v} for k, v in work.items()], [("what", "per sample", ""), ("gflop", "GFLOP", ".3g")]))
 
 
 if __name__ == "__main__":
