@@ -6,13 +6,16 @@ For each class of the world's condition set, n samples per method:
     translator only       z0 ~ q(z | y), T = 0
     TR0N, T = 5 / 25      z0 ~ q(z | y) + T Langevin steps (the world's settings, without views)
     TR0N + views          the same, the energy averaged over fresh random-shift views per step
-    prior + Langevin 25   z0 ~ N(0, I) + 25 steps
+                          (the world's default), at T = 5 and 25
+    prior + Langevin 25   z0 ~ N(0, I) + 25 steps, without and with the views
     best of N             N prior samples ranked by f's probability of the class (no gradients)
 
 Best of N is computed on one pool of M prior samples scored once by f and the judge: its judged
 rate is the exact expectation over N-subsets of the pool (the sample of rank r by f's probability
-is the best of a random N-subset with probability C(M-r, N-1) / C(M, N)), and its diversity is
-that of one draw (n disjoint N-subsets per class). Diversity: the mean pairwise distance of the
+is the best of a random N-subset with probability C(M-r, N-1) / C(M, N)), for any N up to M; its
+diversity and f's probability are those of one draw (n disjoint N-subsets per class), so they are
+given only where the pool holds n disjoint N-subsets. Below the table: the smallest N at which best
+of N reaches each TR0N row's judged rate (its G+f evaluations against TR0N's). Diversity: the mean pairwise distance of the
 judge's unit pooled features within a class, divided by the same for G's own samples that the judge
 puts in that class (the world's reference.json); classes with fewer than two such samples are left
 out of the mean and counted.
@@ -53,13 +56,30 @@ def pool_scores(world, judge, classes: list[int], m: int, seed: int, batch: int 
     return torch.cat(probs), torch.cat(hits).float(), torch.cat(feats)
 
 
+def log_comb(a: torch.Tensor, b: float) -> torch.Tensor:
+    """log C(a, b), elementwise; -inf where b > a."""
+    a = a.double()
+    out = torch.lgamma(a + 1) - math.lgamma(b + 1) - torch.lgamma((a - b).clamp(min=0) + 1)
+    return torch.where(a >= b, out, torch.full_like(out, -math.inf))
+
+
 def best_of_n_rate(score: torch.Tensor, hit: torch.Tensor, n: int) -> float:
-    """E[hit of the best-scored of a random n-subset of the pool] (exact, without replacement)."""
+    """E[hit of the best-scored of a random n-subset of the pool] (exact, without replacement):
+    the sample of rank r is the best with probability C(m - r, n - 1) / C(m, n)."""
     m = len(score)
     order = torch.argsort(score, descending=True)
-    total = math.comb(m, n)
-    weights = torch.tensor([math.comb(m - r, n - 1) / total for r in range(1, m + 1)], dtype=torch.float64)
+    ranks = torch.arange(1, m + 1, dtype=torch.float64)
+    weights = torch.exp(log_comb(m - ranks, n - 1) - log_comb(torch.tensor(float(m)), n))
     return float((weights * hit[order].double()).sum())
+
+
+def evaluations_to_match(score: torch.Tensor, hit: torch.Tensor, rate: float) -> int | None:
+    """The smallest N whose best-of-N judged rate (mean over classes) reaches `rate`, or None.
+    score, hit: (M, K). A scan, not a bisection: ranking by f, a larger N need not judge better."""
+    for n in range(1, len(score) + 1):
+        if sum(best_of_n_rate(score[:, k], hit[:, k], n) for k in range(score.shape[1])) / score.shape[1] >= rate - 1e-9:
+            return n
+    return None
 
 
 def main(argv=None) -> None:
@@ -68,7 +88,7 @@ def main(argv=None) -> None:
     p.add_argument("--n", type=int, default=8, help="samples per class and method")
     p.add_argument("--classes", type=int, default=0, help="only the first this many classes of the set (0: all)")
     p.add_argument("--pool", type=int, default=2000, help="prior samples for best of N")
-    p.add_argument("--best-of", default="26,52,130,260")
+    p.add_argument("--best-of", default="26,52,130,260,520")
     p.add_argument("--views", type=int, default=2, help="views for the 'TR0N + views' row")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=OUT)
@@ -96,7 +116,10 @@ def main(argv=None) -> None:
             (Method(f"TR0N, T={steps}", "translator", steps), base),
             (Method(f"prior + Langevin, T={steps}", "prior", steps), base)]
     if views is not None:
-        plan.insert(3, (Method(f"TR0N, T={steps}, {args.views} fresh shift views per step", "translator", steps), views))
+        with_views = f", {args.views} fresh shift views per step"
+        plan[3:3] = [(Method(f"TR0N, T=5{with_views}", "translator", 5), views),
+                     (Method(f"TR0N, T={steps}{with_views}", "translator", steps), views)]
+        plan.append((Method(f"prior + Langevin, T={steps}{with_views}", "prior", steps), views))
     grid = None
     labels = torch.tensor(classes)
     condition = from_labels(world.encoder, classes)
@@ -114,22 +137,31 @@ def main(argv=None) -> None:
     score, hit, feats = pool_scores(world, judge, classes, args.pool, args.seed + 1000)
     print(f"[faces] pool of {args.pool} prior samples scored by f and the judge ({time.perf_counter() - t0:.0f} s)", flush=True)
     for n in [int(v) for v in args.best_of.split(",")]:
-        if n * args.n > args.pool:
-            print(f"[faces] best of {n}: the pool holds fewer than {args.n} disjoint subsets; skipped", flush=True)
+        if n > args.pool:
+            print(f"[faces] best of {n}: larger than the pool of {args.pool}; skipped", flush=True)
             continue
         rate = sum(best_of_n_rate(score[:, k], hit[:, k], n) for k in range(len(classes))) / len(classes)
-        divs = []
-        for k, cls in enumerate(classes):  # one draw: args.n disjoint N-subsets, the best of each
-            chosen = [int(start + score[start:start + n, k].argmax()) for start in range(0, n * args.n, n)]
-            spread = mean_pairwise_distance(feats[chosen])
-            if judge.reference.get(cls):
-                divs.append(spread / judge.reference[cls])
-        f_prob = sum(float(score[:n * args.n, k].view(args.n, n).max(1).values.mean()) for k in range(len(classes))) / len(classes)
+        divs, f_prob = [], float("nan")
+        if n * args.n <= args.pool:  # one draw of args.n disjoint N-subsets: diversity and f's probability
+            for k, cls in enumerate(classes):
+                chosen = [int(start + score[start:start + n, k].argmax()) for start in range(0, n * args.n, n)]
+                if judge.reference.get(cls):
+                    divs.append(mean_pairwise_distance(feats[chosen]) / judge.reference[cls])
+            f_prob = sum(float(score[:n * args.n, k].view(args.n, n).max(1).values.mean()) for k in range(len(classes))) / len(classes)
         rows.append({"method": f"best of {n} prior samples, ranked by f", "top1": float("nan"), "top5": rate,
                      "second_top5": float("nan"), "f_probability": f_prob,
                      "diversity_vs_g": sum(divs) / len(divs) if divs else float("nan"), "evaluations_per_sample": n,
                      "seconds_per_sample": float("nan")})
         print(f"[faces] best of {n}: top-5 {rate:.1%}", flush=True)
+    matches = []
+    for r in [r for r in rows if r["method"].startswith("TR0N")]:
+        n = evaluations_to_match(score, hit, r["top5"])
+        evals = r["evaluations_per_sample"] * (1 if "views" not in r["method"] else args.views)
+        matches.append(f"- {r['method']} ({r['top5']:.1%} with {r['evaluations_per_sample']} G + "
+                       f"{evals} f evaluations): best of N needs "
+                       + (f"N = {n} ({n / r['evaluations_per_sample']:.1f}x the G evaluations)" if n else
+                          f"more than the pool's {args.pool} (> {args.pool / r['evaluations_per_sample']:.0f}x)"))
+        print(f"[faces] {matches[-1][2:]}", flush=True)
 
     covered = sum(1 for c in classes if judge.reference.get(c))
     table = markdown_table(rows, CLASSIFIER_COLUMNS).replace("nan%", "—").replace("| nan |", "| — |")
@@ -153,7 +185,9 @@ def main(argv=None) -> None:
           f"Command: `{' '.join(['.venv/bin/python', 'benchmarks/faces_quality.py', *(argv if argv is not None else sys.argv[1:])])}`  ",
           f"{len(classes)} classes x {args.n} samples, seed {args.seed}; Langevin {json.dumps(base.to_dict())}; {judge.describe()}; "
           f"best of N from a pool of {args.pool} prior samples; diversity reference for {covered} of {len(classes)} classes; "
-          f"{seconds:.0f} s in all on this machine.\n", table, "", "Per class (TR0N at the world's T):", "", *class_lines, ""]
+          f"{seconds:.0f} s in all on this machine.\n", table, "",
+          "Best of N at TR0N's judged rate (the exact expectation over the pool; f's gradient steps count as G+f evaluations):",
+          "", *matches, "", "Per class (TR0N at the world's T):", "", *class_lines, ""]
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.md").write_text("\n".join(md))
     for r in rows:

@@ -155,6 +155,9 @@ def test_faces_quality_benchmark_smoke(tmp_path):
 
     brute = sum(float(hit[max(c, key=lambda i: score[i])]) for c in combinations(range(4), 2)) / math.comb(4, 2)
     assert bench.best_of_n_rate(score, hit, 2) == pytest.approx(brute)
+    rates = [bench.best_of_n_rate(score, hit, n) for n in range(1, 5)]  # 1/2, 1/3, 1/4, 0: f's top is a miss
+    assert rates[-1] == 0 and bench.evaluations_to_match(score.view(4, 1), hit.view(4, 1), 0.5) == 1
+    assert bench.evaluations_to_match(score.view(4, 1), hit.view(4, 1), 0.6) is None
     bench.main(["--world", "zoo:faces", "--n", "1", "--classes", "1", "--pool", "4", "--best-of", "2",
                 "--views", "0", "--out", str(tmp_path)])
     rows = json.loads((tmp_path / "results.json").read_text())["rows"]
