@@ -6,9 +6,10 @@ the app is deployed on a local Ray cluster, warmed up, and then driven by 1, 4 a
 clients (each sends its next request when the previous one is answered). Every level sends a fixed
 number of requests and also stops at a time cap, so the run ends by itself. Before Ray starts, the
 same requests go through `Sampler.run` in this process, batched 16 at a time on as many torch
-threads as a sampler replica has (its num_cpus): the in-process ceiling. Prints a Markdown table
-and two ratios per world: served samples/s at 16 clients over in-process (the target is >= 95 %)
-and 16 clients over 1 client (batching's gain).
+threads as a sampler replica has (its num_cpus): the in-process ceiling; and one at a time, which
+over the batched figure is what batching can give at most on this hardware. Prints a Markdown
+table and the ratios per world: served samples/s at 16 clients over in-process (the target is
+>= 95 %), and 16 clients over 1 client (batching's gain) beside the in-process batching ceiling.
 
     .venv/bin/python benchmarks/serve_load.py --requests-per-client 8
 """
@@ -140,10 +141,12 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     worlds = args.world or ["zoo:digits", "zoo:shapes"]
     body0 = {"num_samples": args.num_samples, **({"steps": args.steps} if args.steps is not None else {})}
-    ceiling = {w: in_process(w, max(1, int(args.sampler_cpus)), 16, 16 * args.requests_per_client, body0) for w in worlds}
-    for w, v in ceiling.items():
-        print(f"[bench] {w}: in-process Sampler.run, batches of 16, {max(1, int(args.sampler_cpus))} thread(s): {v:.2f} samples/s",
-              file=sys.stderr, flush=True)
+    threads = max(1, int(args.sampler_cpus))
+    ceiling = {w: in_process(w, threads, 16, 16 * args.requests_per_client, body0) for w in worlds}
+    single = {w: in_process(w, threads, 1, 2 * args.requests_per_client, body0) for w in worlds}
+    for w in worlds:
+        print(f"[bench] {w}: in-process Sampler.run on {threads} thread(s): batches of 16 {ceiling[w]:.2f} samples/s, "
+              f"one at a time {single[w]:.2f} samples/s", file=sys.stderr, flush=True)
     import ray
     import requests
     from ray import serve
@@ -187,12 +190,14 @@ def main(argv=None) -> int:
         errors = sum(r["errors"].values())
         print(f"| {world} | {batch} | {clients} | {r['ok']} | {errors} | {r['throughput']:.2f} | {1000 * r['p50']:.0f} | "
               f"{1000 * r['p99']:.0f} | {r['mean_batch']:.1f} | {r['sample_share_ms']:.0f} | {speedup} |")
-    print("\n| world | in-process samples/s (batches of 16) | served at 16 clients | served / in-process | 16 clients / 1 client |")
-    print("|---|---:|---:|---:|---:|")
+    print("\n| world | in-process samples/s, batches of 16 | served at 16 clients | served / in-process | in-process, one at a time "
+          "| batching ceiling (16 / 1 in-process) | 16 clients / 1 client served |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for world in worlds:
         served = {c: r["throughput"] * args.num_samples for w, b, c, r in rows if w == world and b == max(batch_sizes)}
         top, one = served.get(max(levels)), served.get(min(levels))
-        print(f"| {world} | {ceiling[world]:.2f} | {top:.2f} | {top / ceiling[world]:.1%} | {top / one:.2f}x |")
+        print(f"| {world} | {ceiling[world]:.2f} | {top:.2f} | {top / ceiling[world]:.1%} | {single[world]:.2f} | "
+              f"{ceiling[world] / single[world]:.2f}x | {top / one:.2f}x |")
     return 0
 
 

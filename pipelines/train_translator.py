@@ -402,12 +402,14 @@ def fit(args, dataset, model_cfg, train_cfg, name, storage_path, storage_fs, run
 
 
 def check_room_for_data(args) -> None:
-    """Ray Data's read tasks need CPUs beside the workers': without them training waits forever."""
+    """Ray Data's read tasks need CPUs beside the workers': without them training waits forever.
+    Checked only when the nodes there are now can hold the workers: a cluster that must grow first
+    (an autoscaler adding worker nodes to a 0-CPU head) is left to grow."""
     import ray
 
     nodes = [n["Resources"].get("CPU", 0.0) for n in ray.nodes() if n.get("Alive")]
     workers = args.num_workers * args.cpus_per_worker
-    if sum(nodes) - workers < args.data_cpus or max(nodes, default=0.0) < args.data_cpus:
+    if sum(nodes) >= workers and (sum(nodes) - workers < args.data_cpus or max(nodes, default=0.0) < args.data_cpus):
         raise TronError(f"no CPU left for Ray Data's read tasks: the cluster's nodes have {nodes} CPUs, the workers take "
                         f"{workers:g} and each read task {args.data_cpus:g}; lower --cpus-per-worker or --data-cpus")
 
