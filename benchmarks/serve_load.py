@@ -16,6 +16,7 @@ table and the ratios per world: served samples/s at 16 clients over in-process (
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import threading
@@ -36,6 +37,13 @@ def parse_args(argv=None):
     p.add_argument("--steps", type=int, default=None, help="Langevin steps per request (default: the world's)")
     p.add_argument("--ray-cpus", type=int, default=2)
     p.add_argument("--sampler-cpus", type=float, default=1.0)
+    p.add_argument("--batch-wait-s", type=float, default=None, help="the sampler's batch_wait_timeout_s (default: ServeConfig's)")
+    p.add_argument("--client-nice", type=int, default=19,
+                   help="niceness of the load generator (this process) once Ray is up: Ray runs its workers at 15, so "
+                        "the clients take only what the service leaves, as clients on other machines would")
+    p.add_argument("--pin", action="store_true",
+                   help="diagnosis: pin the sampler replica to CPU 0 and every other Ray process and the clients to CPU 1 "
+                        "(Linux), to see what sharing the cores costs the sampler")
     p.add_argument("--port", type=int, default=0, help="HTTP port (0: a free one)")
     return p.parse_args(argv)
 
@@ -55,6 +63,23 @@ def percentile(values: list[float], q: float) -> float:
     k = (len(values) - 1) * q
     lo, hi = int(k), min(int(k) + 1, len(values) - 1)
     return values[lo] + (values[hi] - values[lo]) * (k - lo)
+
+
+def pin_sampler() -> None:
+    """The sampler replica on CPU 0, everything else of the cluster (and this process) on CPU 1."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if "ray" in cmd or int(entry.name) == os.getpid():
+            for task in (entry / "task").iterdir():  # every thread, or torch's would stay where they were
+                try:
+                    os.sched_setaffinity(int(task.name), {0} if "TronSampler" in cmd else {1})
+                except OSError:
+                    pass
 
 
 def run_level(url: str, world: str, clients: int, per_client: int, max_seconds: float, body: dict) -> dict:
@@ -160,13 +185,17 @@ def main(argv=None) -> int:
     port = args.port or free_port()
     url = f"http://127.0.0.1:{port}"
     ray.init(num_cpus=args.ray_cpus, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
+    os.nice(max(0, args.client_nice - os.nice(0)))  # after Ray started: its processes keep their own niceness
     rows = []
     try:
         serve.start(http_options={"host": "127.0.0.1", "port": port, "request_timeout_s": 120})
         for world, batch in [(w, b) for w in worlds for b in batch_sizes]:
+            wait = {} if args.batch_wait_s is None else {"batch_wait_timeout_s": args.batch_wait_s}
             config = ServeConfig(world=world, max_batch_size=batch, max_ongoing_requests=max(32, 2 * batch),
-                                 max_queued_requests=64, sampler_num_cpus=args.sampler_cpus, request_timeout_s=110)
+                                 max_queued_requests=64, sampler_num_cpus=args.sampler_cpus, request_timeout_s=110, **wait)
             serve.run(build_app(config), name="bench", route_prefix="/")
+            if args.pin:
+                pin_sampler()
             for i in range(3):  # warm-up: first calls pay for lazy initialisation
                 requests.post(f"{url}/v1/generate", json=request_body(world, i, i, body), timeout=120).raise_for_status()
             for clients in levels:

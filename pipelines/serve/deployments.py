@@ -33,7 +33,12 @@ class TronSampler:
     """Holds the model; concurrent `generate` calls meet in `_batch`."""
 
     def __init__(self, config: dict) -> None:
+        import torch
+
         self.config = ServeConfig.from_dict(config)
+        # As many torch threads as the replica has CPUs (Ray sets no OMP_NUM_THREADS for it, and torch
+        # would take every core of the node, fighting the proxy and the ingress for them).
+        torch.set_num_threads(max(1, round(self.config.sampler_num_cpus)))
         self.model = ServedModel(self.config)
         self._batch.set_max_batch_size(self.config.max_batch_size)
         self._batch.set_batch_wait_timeout_s(self.config.batch_wait_timeout_s)
