@@ -52,8 +52,11 @@ def init_ray(address: str | None = None, num_cpus: int | None = None):
     if address:
         ray.init(address=address, ignore_reinit_error=True, log_to_driver=True, **quiet)
     else:
-        # A local cluster binds to loopback only.
-        ray.init(num_cpus=num_cpus, include_dashboard=False, ignore_reinit_error=True, _node_ip_address="127.0.0.1", **quiet)
+        # A local cluster binds to loopback only. With its dashboard (on 127.0.0.1), whose State API
+        # Ray Train's placement-group cleaner needs: without it the cleaner cannot tell whether the
+        # training controller lives, warns every second and dies with a traceback at shutdown.
+        ray.init(num_cpus=num_cpus, include_dashboard=True, dashboard_host="127.0.0.1", ignore_reinit_error=True,
+                 _node_ip_address="127.0.0.1", **quiet)
     return ray
 
 

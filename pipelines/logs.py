@@ -4,10 +4,12 @@ Set TRON_VERBOSE=1 (or pass --verbose to `make demo` / pipelines.demo) to bring 
 
 What is quietened, and where (Ray 2.60): the driver's Ray start-up INFO lines (`logging_level`),
 Ray Data's progress bars and execution INFO, Ray Train's controller INFO and per-report lines, and
-the PlacementGroupCleaner warning that Train's detached clean-up actor logs every second when the
-dashboard (its State API) is off. The last ones come from other processes, so a worker setup hook
-(`quiet_worker`, run in every worker of the job) raises their loggers there. MLflow's INFO lines
-(database migrations, new experiments) go too. Warnings from elsewhere and all errors stay.
+the PlacementGroupCleaner warning that Train's detached clean-up actor logs every second when it
+cannot reach the State API (a cluster without a dashboard; the local clusters the pipelines start
+have one). The last ones come from other processes, so a worker setup hook (`quiet_worker`, run in
+every worker of the job) raises their loggers there. Ray Train's doubled print() lines, its internal
+PreemptionWatcher message and MLflow's INFO lines and progress bars go too (QUIET_ENV). Warnings
+from elsewhere and all errors stay.
 """
 from __future__ import annotations
 
@@ -26,9 +28,17 @@ QUIET_LOGGERS = {
 
 
 # Read when Ray Data is imported (in the driver and in every worker): progress bars and INFO lines
-# off; Python's deprecation warnings about Ray's own internals off.
+# off; Python's deprecation warnings about Ray's own internals off. Ray Train V2 sends a worker's
+# print() both to the worker's stdout and through its logger, so every progress line reached the
+# driver twice: its print patch is turned off. MLflow's artifact progress bars and INFO lines off
+# (MLflow sets its logger's level when it is imported, which may be after quiet_loggers ran). The driver's
+# log deduplicator (read when ray is imported) drops Ray Train's internal core-worker "error" about
+# its own PreemptionWatcher actor, printed once per training, which is not an error of the run.
 QUIET_ENV = {"RAY_DATA_DISABLE_PROGRESS_BARS": "1", "RAY_DATA_LOG_LEVEL": "WARNING",
-             "PYTHONWARNINGS": "ignore::DeprecationWarning,ignore::FutureWarning"}
+             "PYTHONWARNINGS": "ignore::DeprecationWarning,ignore::FutureWarning",
+             "RAY_TRAIN_ENABLE_PRINT_PATCH": "0", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+             "MLFLOW_LOGGING_LEVEL": "WARNING",
+             "RAY_DEDUP_LOGS_SKIP_REGEX": r"has constructor arguments in the object store and max_restarts > 0"}
 
 
 def verbose() -> bool:

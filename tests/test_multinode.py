@@ -23,15 +23,14 @@ pytestmark = pytest.mark.timeout(900, method="thread")
 @pytest.fixture(scope="module")
 def cluster(s3_endpoint, tmp_path_factory):
     import ray
+    from ray._raylet import Config
     from ray.cluster_utils import Cluster
 
     # One authentication mode, token, for every process of the cluster and for this driver. Ray's
     # test Cluster does not choose one itself: a node in token mode beside a head that is not refuses
     # the head's calls ("missing authorization header") and never starts a worker, and a driver that
     # finds ~/.ray/auth_token presents it to a head that expects none. The mode is read from the
-    # environment into Ray's cached config, which Ray's own token set-up refreshes the same way.
-    from ray._raylet import Config
-
+    # environment into Ray's cached config (Config), which Ray's own token set-up refreshes the same way.
     old_mode = os.environ.get("RAY_AUTH_MODE")
     os.environ["RAY_AUTH_MODE"] = "token"
     Config.initialize("")
