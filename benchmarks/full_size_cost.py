@@ -118,7 +118,7 @@ def main(argv=None) -> None:
         work = {"G forward": gflops(lambda: g.decode(zg)), "f forward (with its resize)": gflops(lambda: f.encode(g.decode(zg)))}
         work["f forward (with its resize)"] -= work["G forward"]
         work["translator sample"] = gflops(lambda: t.sample(c1))
-        for views in (0, args.views):
+        for views in sorted({0, args.views, 50}):  # 50: the reference preset's views
             augment = AugmentConfig.diffaugment(views) if views else AugmentConfig()
 
             def step(augment=augment) -> None:  # one Langevin step's gradient (the counter cannot follow autograd.grad)
