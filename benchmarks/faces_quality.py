@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import sys
 import time
 from pathlib import Path
@@ -164,7 +165,7 @@ def main(argv=None) -> None:
         print(f"[faces] {matches[-1][2:]}", flush=True)
 
     covered = sum(1 for c in classes if judge.reference.get(c))
-    table = markdown_table(rows, CLASSIFIER_COLUMNS).replace("nan%", "—").replace("| nan |", "| — |")
+    table = re.sub(r"(?<=\| )nan%?(?= \|)", "—", markdown_table(rows, CLASSIFIER_COLUMNS))  # every cell, even adjacent ones
     per_class = {r["method"]: r.get("per_class", {}) for r in rows}
     names = None
     try:
