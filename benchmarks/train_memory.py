@@ -122,7 +122,8 @@ def auto_choice(data: str, args) -> str:
     from tron.dataset import open_dataset
 
     dataset = open_dataset(data, verify=False)
-    ns = argparse.Namespace(stream="auto", condition_column="c", num_workers=args.workers, cpus_per_worker=args.cpus_per_worker)
+    ns = train_translator.build_parser().parse_args(["--dataset", data, "--num-workers", str(args.workers),
+                                                     "--cpus-per-worker", str(args.cpus_per_worker)])  # --stream auto
     return "stream" if train_translator.streaming(ns, dataset, dataset.num_rows) else "cache"
 
 
