@@ -20,10 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from tron.dataset import PairDataset, is_validation_row, open_dataset
+from tron.dataset import PairDataset, open_dataset
 from tron.errors import TronError
-from tron.training import TrainConfig, check_compatible
+from tron.training import MODEL_FIELDS, TRAIN_FIELDS, TrainConfig, TrainingRecipe, is_validation_row
 from tron.translator import TranslatorConfig
+from tron.world import WORLD_FILE, WorldConfig, resolve_world_path
 
 if __package__ in (None, ""):  # run as a script: python pipelines/train_translator.py
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -31,21 +32,17 @@ from pipelines.common import ArgumentParser, init_ray, mlflow_run, run_main  # n
 from pipelines.evaluation import evaluate_translator  # noqa: E402
 
 CANDIDATE = "candidate"
-MODEL_FIELDS = ("hidden_dim", "num_blocks", "num_components", "head", "normalize_condition")
-TRAIN_FIELDS = tuple(f.name for f in fields(TrainConfig))
 
 
 def build_parser() -> ArgumentParser:
     p = ArgumentParser(prog="train_translator.py", description=__doc__.split("\n\n")[0])
     p.add_argument("--dataset", required=True, help="dataset URI (local directory or s3://...) with a manifest")
     p.add_argument("--config", help="JSON file of hyperparameters (translator and training fields); flags override it")
-    for name in MODEL_FIELDS + TRAIN_FIELDS:
+    for name, kind in hyperparameter_types().items():
         flag = "--" + name.replace("_", "-")
-        if name in ("normalize_condition", "sample_labels"):
+        if kind is bool:
             p.add_argument(flag, dest=name, action="store_true", default=None)
         else:
-            kind = {"head": str}.get(name, float if name in ("lr", "weight_decay", "cond_noise_std", "val_fraction",
-                                                             "grad_clip", "label_temperature") else int)
             p.add_argument(flag, dest=name, type=kind, default=None)
     p.add_argument("--standardize-latent", action="store_true",
                    help="model (z - mean) / std per dimension, statistics from the pairs (recorded in the translator): "
@@ -69,7 +66,14 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--experiment", default="tron-translators")
     p.add_argument("--tracking-uri", default=None)
     p.add_argument("--condition-column", default="c",
-                   help="the dataset column to condition on: c (f's main space) or c_features (image conditions)")
+                   help="the dataset column to condition on: c (f's main space), c_features (image conditions) "
+                        "or c_caption (text embeddings of G's captions)")
+    p.add_argument("--kind", choices=["default", "label", "text", "image"], default=None,
+                   help="which of the world's translators this is (its training recipe in world.json); default: "
+                        "from --condition-column (c: default, c_features: image, c_caption: text)")
+    p.add_argument("--max-pairs", type=int, default=None,
+                   help="train on the first N pairs of the dataset only (by row index: a prefix of a larger build of the "
+                        "same seed and shard size is the smaller build); default: all")
     p.add_argument("--eval-samples", type=int, default=8, help="samples per condition in the quick evaluation")
     p.add_argument("--eval-conditions", type=int, default=16, help="at most this many conditions in the quick evaluation")
     p.add_argument("--eval-steps", type=int, default=None,
@@ -91,65 +95,71 @@ def registered_model_name(generator: str, encoder: str, condition_column: str = 
     return f"tron-translator.{slug(generator)}.{slug(encoder)}{suffix}"
 
 
-def world_training(dataset: PairDataset) -> dict:
-    """The training recipe of the world that G and f come from (world.json's "training"), or {}."""
-    from tron.world import WORLD_FILE, WorldConfig, resolve_world_path
+def hyperparameter_types() -> dict[str, type]:
+    """Each translator and training hyper-parameter with the type of its flag, from the dataclasses."""
+    types = {}
+    for cls, names in ((TranslatorConfig, MODEL_FIELDS), (TrainConfig, TRAIN_FIELDS)):
+        hints = {f.name: f for f in fields(cls)}
+        for name in names:
+            default = hints[name].default
+            types[name] = type(default) if isinstance(default, (bool, int, float, str)) else str
+    return types
 
+
+def translator_kind(args) -> str:
+    """The world's kind of translator this run makes: --kind, else the one its condition column serves."""
+    return args.kind or {"c": "default", "c_features": "image", "c_caption": "text"}.get(args.condition_column, "default")
+
+
+def world_recipe(dataset: PairDataset, kind: str) -> TrainingRecipe:
+    """The training recipe of the world that G and f come from (world.json's "training" for this
+    kind of translator), or an empty one."""
     spec = dataset.identity.generator
     if spec != dataset.identity.encoder or not (spec.startswith("zoo:") or (Path(spec) / WORLD_FILE).is_file()):
-        return {}
-    training = WorldConfig.load(resolve_world_path(spec)).training
-    return {**training.get("translator", {}), **training.get("train", {})}
+        return TrainingRecipe()
+    return WorldConfig.load(resolve_world_path(spec)).training_recipe(kind) or TrainingRecipe()
 
 
 def hyperparameters(args, dataset: PairDataset) -> tuple[TranslatorConfig, TrainConfig]:
     """The world's training recipe, then --config, then flags; the noise scale from the manifest."""
-    values: dict = world_training(dataset) if args.condition_column == "c" else {}
-    if args.config:
-        try:
-            values.update(json.loads(Path(args.config).read_text()))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise TronError(f"cannot read --config {args.config}: {exc}") from exc
-    values.update({k: v for k, v in vars(args).items() if k in MODEL_FIELDS + TRAIN_FIELDS and v is not None})
-    unknown = sorted(set(values) - set(MODEL_FIELDS) - set(TRAIN_FIELDS))
-    if unknown:
-        raise TronError(f"unknown hyperparameters {unknown}")
-    ident = dataset.identity
-    values.setdefault("condition_scale", dataset.condition_scale)
     try:
+        recipe = world_recipe(dataset, translator_kind(args))
+        if args.config:
+            try:
+                recipe = recipe.updated(TrainingRecipe.flat(json.loads(Path(args.config).read_text())))
+            except (OSError, json.JSONDecodeError) as exc:
+                raise TronError(f"cannot read --config {args.config}: {exc}") from exc
+        recipe = recipe.updated(TrainingRecipe.flat({k: v for k, v in vars(args).items()
+                                                     if k in MODEL_FIELDS + TRAIN_FIELDS and v is not None}))
+        recipe.train.setdefault("condition_scale", dataset.condition_scale)
         stats = {}
         if args.standardize_latent:
             mean, std = dataset.latent_statistics()
             stats = {"latent_mean": mean, "latent_std": std}
             print(f"[train] standardising z: per-dimension std from {min(std):.3g} to {max(std):.3g}", flush=True)
-        model = TranslatorConfig(cond_dim=dataset.condition_width(args.condition_column), latent_dim=ident.latent_dim,
-                                 **{k: values[k] for k in MODEL_FIELDS if k in values}, **stats)
-        train = TrainConfig(**{k: values[k] for k in TRAIN_FIELDS if k in values})
-        check_compatible(train, model)
-    except (TypeError, ValueError) as exc:
+        return recipe.configs(dataset.condition_width(args.condition_column), dataset.identity.latent_dim, **stats)
+    except ValueError as exc:
         raise TronError(f"invalid hyperparameters: {exc}") from exc
-    return model, train
 
 
 # ----------------------------------------------------------------------------- the worker loop
 
 def train_loop_per_worker(config: dict) -> None:
-    """Runs on every Ray Train worker. Thin: the maths lives in tron.training."""
+    """Runs on every Ray Train worker: what is Ray's (context, DDP, checkpoint restore, this worker's
+    shard of the pairs, reports); the training itself is tron.training's one routine."""
     import ray.train
     import ray.train.torch
     import torch
     import torch.distributed as dist
 
-    from tron.training import TranslatorLoss, evaluate_loss_sums, iterate_batches, make_optimizer, train_step
-    from tron.translator import Translator, load_translator, save_translator
+    from tron.training import TranslatorFit, create_translator, shuffled_batches
+    from tron.translator import load_translator, save_translator  # noqa: F811
 
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     tcfg, mcfg = TrainConfig(**config["train"]), TranslatorConfig(**config["model"])
-    torch.manual_seed(tcfg.seed)
-    translator = Translator(mcfg)
+    translator = create_translator(mcfg, tcfg.seed)
     device = ray.train.torch.get_device()
-    steps_per_epoch = max(1, math.ceil(config["train_rows"] / (tcfg.batch_size * world)))
     start_epoch, state = 0, None
     checkpoint = ray.train.get_checkpoint()
     if checkpoint is not None:
@@ -159,11 +169,10 @@ def train_loop_per_worker(config: dict) -> None:
             start_epoch = int(state["epoch"])
         if rank == 0:
             print(f"[train] resumed from the checkpoint of epoch {start_epoch}", flush=True)
-    loss_module = ray.train.torch.prepare_model(TranslatorLoss(translator))  # DDP across workers
-    opt, sched = make_optimizer(loss_module, tcfg, steps_per_epoch * tcfg.epochs)
+    steps_per_epoch = max(1, math.ceil(config["train_rows"] / (tcfg.batch_size * world)))
+    fit = TranslatorFit(translator.to(device), tcfg, steps_per_epoch, wrap=ray.train.torch.prepare_model)  # DDP across workers
     if state is not None:
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
+        fit.load_state_dict(state)
 
     def all_reduce(*values: float, op=dist.ReduceOp.SUM) -> list[float]:
         t = torch.tensor(values, dtype=torch.float64, device=device)
@@ -179,28 +188,30 @@ def train_loop_per_worker(config: dict) -> None:
     shards = {"train": ray.train.get_dataset_shard("train"), "val": ray.train.get_dataset_shard("val")}
     cache: dict = {}
 
-    def batches(split: str, batch_size: int, epoch: int | None):
-        """This worker's share of a split. Cached (the default): read once through Ray Data, then
-        shuffled in memory each epoch; streamed: read through Ray Data every epoch."""
-        if not config["cache_in_memory"]:
-            kw = {"local_shuffle_buffer_size": 4 * batch_size, "local_shuffle_seed": tcfg.seed + epoch} if epoch is not None else {}
-            for b in shards[split].iter_torch_batches(batch_size=batch_size, device=device, **kw):
-                yield b["z"], b["c"]
-            return
+    def share(split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """This worker's share of a split, read once through Ray Data and put in ascending row order
+        (the order Ray Data delivers blocks in varies; the seeding rule shuffles from row order)."""
         if split not in cache:
-            parts = [(b["z"], b["c"]) for b in shards[split].iter_torch_batches(batch_size=8192, device=device)]
-            cache[split] = (torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts]))
-        order = torch.Generator().manual_seed(tcfg.seed * 7_919 + epoch) if epoch is not None else None
-        yield from iterate_batches(*cache[split], batch_size, order)
+            parts = list(shards[split].iter_torch_batches(batch_size=8192, device=device))
+            rows = torch.cat([p["row"] for p in parts]).cpu()
+            order = torch.argsort(rows, stable=True).to(device)
+            cache[split] = (torch.cat([p["z"] for p in parts])[order], torch.cat([p["c"] for p in parts])[order])
+        return cache[split]
 
+    def streamed(split: str, batch_size: int, epoch: int | None):
+        """A split read through Ray Data (--stream), shuffled by its local buffer when training."""
+        kw = {"local_shuffle_buffer_size": 4 * batch_size, "local_shuffle_seed": tcfg.seed + epoch} if epoch is not None else {}
+        for b in shards[split].iter_torch_batches(batch_size=batch_size, device=device, **kw):
+            yield b["z"], b["c"]
+
+    cached = config["cache_in_memory"]
     for epoch in range(start_epoch, tcfg.epochs):
-        noise = torch.Generator(device=device).manual_seed(tcfg.seed * 100_003 + epoch * 1_009 + rank)
-        total, count, t_epoch = 0.0, 0, time.perf_counter()
-        for z, c in batches("train", tcfg.batch_size, epoch):
-            total += train_step(loss_module, opt, sched, z, c, tcfg, noise) * len(z)
-            count += len(z)
-        train_seconds = time.perf_counter() - t_epoch
-        val_total, val_count = evaluate_loss_sums(translator, batches("val", 4096, None))
+        if cached:
+            total, count, train_seconds = fit.train_epoch(epoch, share("train"), rank=rank)
+            val_total, val_count = fit.evaluate(shuffled_batches(*share("val"), 4096))
+        else:
+            total, count, train_seconds = fit.train_epoch(epoch, batches=streamed("train", tcfg.batch_size, epoch), rank=rank)
+            val_total, val_count = fit.evaluate(streamed("val", 4096, None))
         total, count, val_total, val_count = all_reduce(total, count, val_total, val_count)
         (peak_rss,) = all_reduce(peak_rss_mib(), op=dist.ReduceOp.MAX)
         metrics = {"epoch": epoch + 1, "train_nll": total / max(count, 1), "val_nll": val_total / max(val_count, 1),
@@ -217,8 +228,7 @@ def train_loop_per_worker(config: dict) -> None:
             ckpt = None
             if rank == 0:
                 save_translator(translator, Path(tmp) / "translator", metadata=config["metadata"])
-                torch.save({"epoch": epoch + 1, "optimizer": opt.state_dict(), "scheduler": sched.state_dict()},
-                           Path(tmp) / "train_state.pt")
+                torch.save({"epoch": epoch + 1, **fit.state_dict()}, Path(tmp) / "train_state.pt")
                 ckpt = ray.train.Checkpoint.from_directory(tmp)
             ray.train.report(metrics, checkpoint=ckpt)
 
@@ -232,9 +242,11 @@ def peak_rss_mib() -> float:
 
 # ----------------------------------------------------------------------------- the driver
 
-def read_split(dataset: PairDataset, val_fraction: float, seed: int, column: str = "c", num_cpus: float = 1.0):
+def read_split(dataset: PairDataset, val_fraction: float, seed: int, column: str = "c", num_cpus: float = 1.0,
+               max_pairs: int | None = None):
     """Ray Data datasets of the train and validation rows, split deterministically by global row
-    index; the condition column (c, or c_features) is read as "c". One read task per shard, asking
+    index (tron.training.is_validation_row), of the first `max_pairs` rows (default: all); the
+    condition column (c, c_features or c_caption) is read as "c". One read task per shard, asking
     for `num_cpus`: it reads the shard with pyarrow and keeps its split's rows. The shards are those
     of the verified manifest, so nothing lists files (read_parquet's listing task takes a whole CPU,
     which a node whose workers hold part of its only CPU never has: training would wait forever)."""
@@ -246,20 +258,32 @@ def read_split(dataset: PairDataset, val_fraction: float, seed: int, column: str
     fs = dataset.location.fs
 
     def read(batch: dict, want_val: bool) -> dict:
-        zs, cs = [], []
+        rows, zs, cs = [], [], []
         for path in batch["path"]:
             table = pq.read_table(str(path), filesystem=fs, columns=["row", "z", column])
-            keep = is_validation_row(table.column("row").to_numpy(), val_fraction, seed) == want_val
+            row = table.column("row").to_numpy()
+            keep = (is_validation_row(row, val_fraction, seed) == want_val) & (row < limit)
+            rows.append(row[keep])
             zs.append(table_column(table, "z")[keep])
             cs.append(table_column(table, column)[keep])
-        return {"z": np.concatenate(zs), "c": np.concatenate(cs)}
+        return {"row": np.concatenate(rows), "z": np.concatenate(zs), "c": np.concatenate(cs)}
 
-    paths = ray.data.from_items([{"path": p} for p in dataset.shard_paths], override_num_blocks=len(dataset.shard_paths))
+    limit = min(max_pairs or dataset.num_rows, dataset.num_rows)
+    shards = [p for p, s in zip(dataset.shard_paths, dataset.manifest["shards"])
+              if s["index"] * dataset.identity.rows_per_shard < limit]
+    paths = ray.data.from_items([{"path": p} for p in shards], override_num_blocks=len(shards))
     train, val = (paths.map_batches(read, fn_kwargs={"want_val": want}, batch_size=1, batch_format="numpy", num_cpus=num_cpus)
                   for want in (False, True))
-    rows = np.arange(dataset.num_rows)
-    n_val = int(is_validation_row(rows, val_fraction, seed).sum())
-    return train, val, dataset.num_rows - n_val, n_val
+    n_val = int(is_validation_row(np.arange(limit), val_fraction, seed).sum())
+    return train, val, limit - n_val, n_val
+
+
+def captioner_metadata(dataset: PairDataset, column: str) -> dict:
+    """A caption translator records the captioner its conditions came from."""
+    from tron.captioners import CAPTION_COLUMN
+
+    ident = dataset.identity
+    return {"captioner": ident.captioner, "captioner_fingerprint": ident.captioner_fingerprint} if column == CAPTION_COLUMN else {}
 
 
 def storage(args, name: str):
@@ -291,7 +315,11 @@ def run(argv: list[str] | None = None) -> dict:
     print(f"[train] {dataset.uri}: {dataset.num_rows} pairs, checksums verified, no NaN or infinite values", flush=True)
     ident = dataset.identity
     model_cfg, train_cfg = hyperparameters(args, dataset)
-    name = args.name or f"translator-{slug(ident.generator)}-{slug(ident.encoder)}-{dataset.manifest['shards'][0]['sha256'][:8]}"
+    if args.max_pairs is not None and args.max_pairs < 2:
+        raise TronError("--max-pairs must be >= 2")
+    name = args.name or (f"translator-{slug(ident.generator)}-{slug(ident.encoder)}-{dataset.manifest['shards'][0]['sha256'][:8]}"
+                         + (f"-{args.condition_column}" if args.condition_column != "c" else "")
+                         + (f"-{args.max_pairs}" if args.max_pairs else ""))
     export_dir = Path(args.export or f"outputs/translators/{name}").resolve()
     model_name = args.registered_model or registered_model_name(ident.generator, ident.encoder, args.condition_column)
     loc, storage_path, storage_fs = storage(args, name)
@@ -313,7 +341,8 @@ def run(argv: list[str] | None = None) -> dict:
         run_id = run.info.run_id
         st.write_bytes_atomic(loc, run_id_file(loc, name), run_id.encode())
         if previous_run is None:
-            mlflow.log_params({"dataset_uri": dataset.uri, "num_pairs": dataset.num_rows, "num_workers": args.num_workers,
+            mlflow.log_params({"dataset_uri": dataset.uri, "num_pairs": min(args.max_pairs or dataset.num_rows, dataset.num_rows),
+                               "num_workers": args.num_workers, "kind": translator_kind(args),
                                "use_gpu": args.use_gpu, **{f"model.{k}": v for k, v in asdict(model_cfg).items()
                                   if k not in ("latent_mean", "latent_std")},
                                "model.standardized_latent": model_cfg.latent_mean is not None,
@@ -358,7 +387,7 @@ def fit(args, dataset, model_cfg, train_cfg, name, storage_path, storage_fs, run
 
     ray.data.DataContext.get_current().enable_progress_bars = False  # one line per epoch, not bars
     train_ds, val_ds, n_train, n_val = read_split(dataset, train_cfg.val_fraction, train_cfg.seed, args.condition_column,
-                                                  args.data_cpus)
+                                                  args.data_cpus, args.max_pairs)
     if n_train == 0 or n_val == 0:
         raise TronError(f"dataset {dataset.uri} has {dataset.num_rows} rows: too few for a train/validation split")
     loop_config = {
@@ -369,7 +398,8 @@ def fit(args, dataset, model_cfg, train_cfg, name, storage_path, storage_fs, run
                      "generator_fingerprint": dataset.identity.generator_fingerprint,
                      "encoder_fingerprint": dataset.identity.encoder_fingerprint,
                      "condition_space": "main" if args.condition_column == "c" else args.condition_column[len("c_"):],
-                     "train_config": asdict(train_cfg), "pairs": dataset.num_rows,
+                     "kind": translator_kind(args), **captioner_metadata(dataset, args.condition_column),
+                     "train_config": asdict(train_cfg), "pairs": n_train + n_val,
                      "dataset_uri": dataset.uri, "mlflow_run_id": run_id},
     }
     trainer = TorchTrainer(

@@ -80,6 +80,40 @@ def test_training_lowers_validation_nll_and_registers_a_candidate(server_run, da
     assert translator.config.hidden_dim == 64
 
 
+def test_the_same_pairs_and_seed_give_the_same_validation_nll_in_process_and_on_ray(server_run, dataset):
+    """One training routine (tron.training): the Ray Train run of `server_run` (one worker) and
+    fit_translator in this process, on the same pairs with the same recipe and seed, agree epoch by
+    epoch: the same split by row index, the same initial weights, shuffles and label draws."""
+    import numpy as np
+
+    from tron.dataset import open_dataset, table_column
+    from tron.training import create_translator, fit_translator
+
+    _, client, _, _ = server_run
+    exp = client.get_experiment_by_name("tron-translators")
+    (run,) = client.search_runs([exp.experiment_id])
+    on_ray = [m.value for m in sorted(client.get_metric_history(run.info.run_id, "val_nll"), key=lambda m: m.step)]
+
+    ds = open_dataset(dataset)
+    args = train_translator.build_parser().parse_args(
+        ["--dataset", dataset, "--epochs", "3", "--batch-size", "128", "--hidden-dim", "64", "--num-blocks", "1"])
+    model_cfg, train_cfg = train_translator.hyperparameters(args, ds)
+    assert train_cfg.sample_labels  # the zoo:digits world's recipe: label draws are part of what must agree
+    tables = [ds.read_shard(i) for i in range(len(ds.shard_paths))]
+    rows = np.concatenate([t.column("row").to_numpy() for t in tables])
+    z = np.concatenate([table_column(t, "z") for t in tables])
+    c = np.concatenate([table_column(t, "c") for t in tables])
+    perm = np.random.default_rng(1).permutation(len(rows))  # the order pairs arrive in does not matter
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the 1-CPU Ray worker
+    try:
+        history = fit_translator(create_translator(model_cfg, train_cfg.seed), z[perm], c[perm], train_cfg, rows=rows[perm])
+    finally:
+        torch.set_num_threads(threads)
+    in_process = [r["val_loss"] for r in history]
+    assert in_process == pytest.approx(on_ray, rel=1e-5, abs=1e-6)
+
+
 def test_artifacts_and_checkpoints_are_in_s3(server_run):
     import boto3
 

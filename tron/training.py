@@ -1,23 +1,40 @@
-"""Framework-free translator training: the helpers a Ray Train worker loop calls, and a
-single-process `fit_translator` that strings them together."""
+"""Translator training, framework-free: the one routine that fits q(z | c), in-process
+(`fit_translator`: recipes, benchmarks) and on every Ray Train worker (pipelines/train_translator.py).
+
+Both paths share, so that the same pairs and seed give the same numbers in either:
+
+- the split: a row is held out for validation by its global row index (`is_validation_row`), whatever
+  the sharding, the reading order or the number of workers;
+- the seeding rule: the translator's initial weights come from `seed` alone (`create_translator`),
+  and epoch e's shuffling and condition noise on worker r from (seed, e, r) alone (`epoch_generators`),
+  so a run resumed at epoch e continues exactly as an uninterrupted one;
+- the epoch: `TranslatorFit.train_epoch` (shuffle, per-step condition, AdamW + cosine schedule,
+  gradient clipping) and `TranslatorFit.evaluate` (per-row loss sums that add up across workers).
+
+A Ray worker only adds what is Ray's: its context, DDP around the loss, checkpoint restore, its shard
+of the pairs and the reports.
+"""
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
 
 import numpy as np
 import torch
 
-from .translator import Translator
+from .translator import Translator, TranslatorConfig
 
 LogFn = Callable[[dict], None]
+Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
 
 
 @dataclass
 class TrainConfig:
     epochs: int = 30  # passes over the training pairs
-    batch_size: int = 256  # pairs per optimiser step
+    batch_size: int = 256  # pairs per optimiser step (per worker)
     lr: float = 1e-3  # peak Adam learning rate (cosine decay to 0)
     weight_decay: float = 0.0  # AdamW weight decay
     cond_noise_std: float = 0.0  # Gaussian noise on c in training, in f's raw embedding units (TR0N's CLIP
@@ -28,24 +45,117 @@ class TrainConfig:
     label_temperature: float = 1.0  # with sample_labels: y ~ c^(1/T); T < 1 favours latents f is sure of
     val_fraction: float = 0.1  # held-out share of the pairs for validation loss
     grad_clip: float = 5.0  # max gradient norm
-    seed: int = 0  # shuffling, split and noise
+    seed: int = 0  # initial weights, split, shuffling and noise
 
 
-def check_compatible(train: TrainConfig, translator) -> None:
+# The translator's own hyper-parameters (its config less what the data fixes: c's and z's widths and
+# the latent statistics measured on the pairs).
+MODEL_FIELDS = tuple(f.name for f in fields(TranslatorConfig)
+                     if f.name not in ("cond_dim", "latent_dim", "latent_mean", "latent_std"))
+TRAIN_FIELDS = tuple(f.name for f in fields(TrainConfig))
+
+
+@dataclass
+class TrainingRecipe:
+    """How a world's translator is trained, as data: world.json's "training" object, read by the
+    recipes (in-process) and by pipelines/train_translator.py alike. Unknown keys are an error."""
+
+    translator: dict[str, Any] = field(default_factory=dict)  # MODEL_FIELDS
+    train: dict[str, Any] = field(default_factory=dict)  # TRAIN_FIELDS
+    num_pairs: int | None = None  # the pairs it was trained on (a record, not a setting)
+
+    def __post_init__(self) -> None:
+        for name, allowed in (("translator", MODEL_FIELDS), ("train", TRAIN_FIELDS)):
+            unknown = sorted(set(getattr(self, name)) - set(allowed))
+            if unknown:
+                raise ValueError(f"unknown {name} hyper-parameter(s) {', '.join(unknown)}; known: {', '.join(allowed)}")
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any] | None) -> TrainingRecipe:
+        doc = dict(doc or {})
+        unknown = sorted(set(doc) - {"translator", "train", "num_pairs"})
+        if unknown:
+            raise ValueError(f"unknown training field(s) {', '.join(unknown)}; known: num_pairs, train, translator")
+        return cls(**doc)
+
+    @classmethod
+    def flat(cls, values: dict[str, Any]) -> TrainingRecipe:
+        """From one flat mapping of hyper-parameters (a --config file, command-line flags)."""
+        unknown = sorted(set(values) - set(MODEL_FIELDS) - set(TRAIN_FIELDS))
+        if unknown:
+            raise ValueError(f"unknown hyper-parameter(s) {', '.join(unknown)}")
+        return cls({k: v for k, v in values.items() if k in MODEL_FIELDS},
+                   {k: v for k, v in values.items() if k in TRAIN_FIELDS})
+
+    def updated(self, other: TrainingRecipe) -> TrainingRecipe:
+        """This recipe with `other`'s settings on top."""
+        return TrainingRecipe({**self.translator, **other.translator}, {**self.train, **other.train},
+                              other.num_pairs if other.num_pairs is not None else self.num_pairs)
+
+    def configs(self, cond_dim: int, latent_dim: int, **model_extra: Any) -> tuple[TranslatorConfig, TrainConfig]:
+        """The translator's and the training's configs for pairs of these widths; ValueError if invalid."""
+        try:
+            model = TranslatorConfig(cond_dim=cond_dim, latent_dim=latent_dim, **self.translator, **model_extra)
+            train = TrainConfig(**self.train)
+        except TypeError as exc:
+            raise ValueError(str(exc)) from None
+        check_compatible(train, model)
+        return model, train
+
+    def to_dict(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"translator": dict(self.translator), "train": dict(self.train)}
+        if self.num_pairs is not None:
+            doc["num_pairs"] = self.num_pairs
+        return doc
+
+    @classmethod
+    def of(cls, model: TranslatorConfig, train: TrainConfig, num_pairs: int | None = None) -> TrainingRecipe:
+        """The recipe that made a translator (every hyper-parameter written out)."""
+        return cls({k: getattr(model, k) for k in MODEL_FIELDS},
+                   {k: v for k, v in asdict(train).items() if k != "condition_scale"}, num_pairs)
+
+
+def check_compatible(train: TrainConfig, translator: TranslatorConfig) -> None:
     """Refuse settings whose train-time conditions would differ from the test-time ones."""
     if train.cond_noise_std > 0 and not translator.normalize_condition:
         raise ValueError("cond_noise_std needs normalize_condition: noisy training conditions have a larger norm "
                          "than the unit conditions of sampling (set --normalize-condition)")
     if not train.condition_scale > 0:
         raise ValueError(f"condition_scale must be > 0, got {train.condition_scale}")
+    if not 0 <= train.val_fraction < 1:
+        raise ValueError(f"val_fraction must be in [0, 1), got {train.val_fraction}")
 
 
-def split_indices(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Deterministic train/validation split of n rows."""
-    perm = np.random.default_rng(seed).permutation(n)
-    n_val = int(round(n * val_fraction)) if n > 1 else 0
-    return perm[n_val:], perm[:n_val]
+# ----------------------------------------------------------------------------- the split and the seeds
 
+def is_validation_row(rows: np.ndarray, fraction: float, seed: int = 0) -> np.ndarray:
+    """Deterministic train/validation split by global row index: the same rows are held out
+    whatever the sharding, ordering or number of readers. (N,) int -> (N,) bool"""
+    # splitmix64 finaliser: well-mixed bits from consecutive integers (arithmetic mod 2^64)
+    with np.errstate(over="ignore"):
+        x = np.asarray(rows, dtype=np.uint64) + np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15)
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        x = x ^ (x >> np.uint64(31))
+    return (x % np.uint64(1_000_000)).astype(np.int64) < int(round(fraction * 1_000_000))
+
+
+def create_translator(config: TranslatorConfig, seed: int) -> Translator:
+    """A fresh translator whose initial weights depend on `seed` only (the global RNG is left as it was)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return Translator(config)
+
+
+def epoch_generators(seed: int, epoch: int, rank: int = 0,
+                     device: str | torch.device = "cpu") -> tuple[torch.Generator, torch.Generator]:
+    """(shuffling on the CPU, condition noise on `device`) for worker `rank`'s epoch `epoch`."""
+    order = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, epoch, rank, 0]).generate_state(1)[0]))
+    noise = torch.Generator(device=device).manual_seed(int(np.random.SeedSequence([seed, epoch, rank, 1]).generate_state(1)[0]))
+    return order, noise
+
+
+# ----------------------------------------------------------------------------- conditions at training time
 
 def add_condition_noise(c: torch.Tensor, std: float, rng: torch.Generator | None = None) -> torch.Tensor:
     if std <= 0:
@@ -73,6 +183,8 @@ def training_condition(c: torch.Tensor, config: TrainConfig, rng: torch.Generato
     return add_condition_noise(c, config.cond_noise_std / config.condition_scale, rng)
 
 
+# ----------------------------------------------------------------------------- the routine
+
 class TranslatorLoss(torch.nn.Module):
     """forward(z, c) -> training loss. Data-parallel wrappers (DDP) need the loss behind forward()."""
 
@@ -91,47 +203,82 @@ def make_optimizer(model: torch.nn.Module, config: TrainConfig, total_steps: int
     return opt, sched
 
 
-def train_step(loss_module: torch.nn.Module, opt, sched, z: torch.Tensor, c: torch.Tensor, config: TrainConfig,
-               rng: torch.Generator | None = None) -> float:
-    """One optimiser step; `loss_module(z, c)` is a TranslatorLoss, possibly DDP-wrapped."""
-    loss_module.train()
-    loss = loss_module(z, training_condition(c, config, rng))
-    if not torch.isfinite(loss):
-        bad = "" if torch.isfinite(z).all() and torch.isfinite(c).all() else " (the batch holds non-finite pairs: rebuild the dataset)"
-        raise FloatingPointError(f"training diverged: the loss is {float(loss)}{bad or '; lower the learning rate'}")
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    if config.grad_clip:
-        torch.nn.utils.clip_grad_norm_(loss_module.parameters(), config.grad_clip)
-    opt.step()
-    sched.step()
-    return float(loss.detach())
-
-
-@torch.no_grad()
-def evaluate_loss_sums(model: Translator, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> tuple[float, int]:
-    """(sum of per-row loss, row count) over (z, c) batches: sums add up across workers."""
-    model.eval()
-    total, count = 0.0, 0
-    for z, c in batches:
-        total += float(model.loss(z, c)) * len(z)
-        count += len(z)
-    return total, count
-
-
-def evaluate(model: Translator, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> float:
-    """Mean loss over (z, c) batches, weighted by batch size."""
-    total, count = evaluate_loss_sums(model, batches)
-    return total / max(count, 1)
-
-
-def iterate_batches(z: torch.Tensor, c: torch.Tensor, batch_size: int, rng: torch.Generator | None = None):
-    """Shuffled mini-batches when a random generator is given, in order otherwise."""
+def shuffled_batches(z: torch.Tensor, c: torch.Tensor, batch_size: int, rng: torch.Generator | None = None) -> Batches:
+    """Mini-batches of (z, c) in a random order drawn from `rng`, in row order without one."""
     n = len(z)
-    order = torch.randperm(n, generator=rng) if rng is not None else torch.arange(n)
+    order = torch.randperm(n, generator=rng).to(z.device) if rng is not None else None
     for start in range(0, n, batch_size):
-        idx = order[start:start + batch_size]
+        idx = order[start:start + batch_size] if order is not None else slice(start, start + batch_size)
         yield z[idx], c[idx]
+
+
+class TranslatorFit:
+    """The one training routine. `wrap` puts the loss behind a data-parallel wrapper (Ray Train's
+    prepare_model); `steps_per_epoch` sets the length of the cosine schedule."""
+
+    def __init__(self, model: Translator, config: TrainConfig, steps_per_epoch: int,
+                 wrap: Callable[[torch.nn.Module], torch.nn.Module] | None = None) -> None:
+        check_compatible(config, model.config)
+        self.model, self.config = model, config
+        self.loss_module = TranslatorLoss(model) if wrap is None else wrap(TranslatorLoss(model))
+        self.opt, self.sched = make_optimizer(self.loss_module, config, steps_per_epoch * config.epochs)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def step(self, z: torch.Tensor, c: torch.Tensor, rng: torch.Generator | None = None) -> float:
+        """One optimiser step on a batch; returns its mean loss."""
+        self.loss_module.train()
+        loss = self.loss_module(z, training_condition(c, self.config, rng))
+        if not torch.isfinite(loss):
+            bad = "" if torch.isfinite(z).all() and torch.isfinite(c).all() else " (the batch holds non-finite pairs: rebuild the dataset)"
+            raise FloatingPointError(f"training diverged: the loss is {float(loss)}{bad or '; lower the learning rate'}")
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.config.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.loss_module.parameters(), self.config.grad_clip)
+        self.opt.step()
+        self.sched.step()
+        return float(loss.detach())
+
+    def train_epoch(self, epoch: int, pairs: tuple[torch.Tensor, torch.Tensor] | None = None,
+                    batches: Batches | None = None, rank: int = 0) -> tuple[float, int, float]:
+        """One pass: over `pairs` (z, c) held in memory, in rows' order shuffled by the seeding rule,
+        or over the given `batches` (streamed). Returns (sum of per-row loss, rows, seconds)."""
+        order, noise = epoch_generators(self.config.seed, epoch, rank, self.device)
+        if batches is None:
+            batches = shuffled_batches(*pairs, self.config.batch_size, order)
+        total, count, t0 = 0.0, 0, time.perf_counter()
+        for z, c in batches:
+            total += self.step(z, c, noise) * len(z)
+            count += len(z)
+        return total, count, time.perf_counter() - t0
+
+    @torch.no_grad()
+    def evaluate(self, batches: Batches) -> tuple[float, int]:
+        """(sum of per-row loss, rows) over (z, c) batches: sums add up across workers."""
+        self.model.eval()
+        total, count = 0.0, 0
+        for z, c in batches:
+            total += float(self.model.loss(z, c)) * len(z)
+            count += len(z)
+        return total, count
+
+    def state_dict(self) -> dict:
+        return {"optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.opt.load_state_dict(state["optimizer"])
+        self.sched.load_state_dict(state["scheduler"])
+
+
+def split_pairs(z: torch.Tensor, c: torch.Tensor, rows: np.ndarray, config: TrainConfig):
+    """((z, c) train, (z, c) validation), each in ascending row order."""
+    order = np.argsort(rows, kind="stable")
+    val = is_validation_row(rows[order], config.val_fraction, config.seed)
+    tr, va = torch.from_numpy(order[~val]), torch.from_numpy(order[val])
+    return (z[tr], c[tr]), (z[va], c[va])
 
 
 def epoch_line(record: dict) -> str:
@@ -140,37 +287,48 @@ def epoch_line(record: dict) -> str:
 
 
 def fit_translator(model: Translator, z: np.ndarray | torch.Tensor, c: np.ndarray | torch.Tensor,
-                   config: TrainConfig, log: LogFn | None = None) -> list[dict]:
-    """Train in-process; `log` receives one dict per epoch. Returns the epoch history."""
+                   config: TrainConfig, log: LogFn | None = None, rows: np.ndarray | None = None) -> list[dict]:
+    """Train in-process; `rows` are the pairs' global row indices (default 0..N-1, a dataset's
+    order), which decide the validation split. `log` receives one dict per epoch. Returns the history."""
     z = torch.as_tensor(np.asarray(z), dtype=torch.float32)
     c = torch.as_tensor(np.asarray(c), dtype=torch.float32)
     if z.dim() != 2 or c.dim() != 2 or len(z) != len(c):
         raise ValueError(f"pairs must be z (N, d) and c (N, k) with equal N, got {tuple(z.shape)} and {tuple(c.shape)}")
     if z.shape[1] != model.config.latent_dim or c.shape[1] != model.config.cond_dim:
         raise ValueError(f"pairs have d={z.shape[1]}, k={c.shape[1]}; the translator expects "
-                         f"d={model.config.latent_dim}, k={model.config.cond_dim}")
-    check_compatible(config, model.config)
+                        f"d={model.config.latent_dim}, k={model.config.cond_dim}")
     bad = int((~torch.isfinite(z).all(1) | ~torch.isfinite(c).all(1)).sum())
     if bad:
         raise ValueError(f"{bad} of {len(z)} pairs hold NaN or infinite values: G or f produced them; rebuild the pairs")
-    train_idx, val_idx = split_indices(len(z), config.val_fraction, config.seed)
+    rows = np.arange(len(z)) if rows is None else np.asarray(rows)
+    if len(rows) != len(z):
+        raise ValueError(f"{len(rows)} row indices for {len(z)} pairs")
     device = next(model.parameters()).device
-    z_tr, c_tr = z[train_idx], c[train_idx]
-    z_va, c_va = z[val_idx].to(device), c[val_idx].to(device)
-    gen = torch.Generator().manual_seed(config.seed)  # shuffling (CPU)
-    noise_gen = torch.Generator(device=device).manual_seed(config.seed + 1)  # condition noise
-    steps_per_epoch = math.ceil(len(z_tr) / config.batch_size)
-    opt, sched = make_optimizer(model, config, steps_per_epoch * config.epochs)
-    loss_module = TranslatorLoss(model)
+    (z_tr, c_tr), (z_va, c_va) = split_pairs(z, c, rows, config)
+    z_tr, c_tr, z_va, c_va = (t.to(device) for t in (z_tr, c_tr, z_va, c_va))
+    fit = TranslatorFit(model, config, steps_per_epoch=math.ceil(len(z_tr) / config.batch_size))
     history = []
     for epoch in range(config.epochs):
-        losses = [train_step(loss_module, opt, sched, zb.to(device), cb.to(device), config, noise_gen)
-                  for zb, cb in iterate_batches(z_tr, c_tr, config.batch_size, gen)]
-        record = {"epoch": epoch + 1, "train_loss": float(np.mean(losses))}
+        total, count, _ = fit.train_epoch(epoch, (z_tr, c_tr))
+        record = {"epoch": epoch + 1, "train_loss": total / max(count, 1)}
         if len(z_va):
-            record["val_loss"] = evaluate(model, iterate_batches(z_va, c_va, 4096))
+            val_total, val_count = fit.evaluate(shuffled_batches(z_va, c_va, 4096))
+            record["val_loss"] = val_total / val_count
         history.append(record)
         if log is not None:
             log(record)
     model.eval()
     return history
+
+
+def train_translator(z: np.ndarray, c: np.ndarray, recipe: TrainingRecipe, metadata: dict | None = None,
+                     log: Callable[[str], None] | None = None, **model_extra: Any) -> tuple[Translator, dict]:
+    """The recipes' last stage: a translator with the recipe's hyper-parameters, fitted in-process on
+    pairs (z, c) given in row order. Returns it with the metadata to save it with: `metadata` (G's
+    and f's fingerprints, ...) plus the pairs, the final validation loss and the training config."""
+    model_config, train_config = recipe.configs(np.shape(c)[1], np.shape(z)[1], **model_extra)
+    translator = create_translator(model_config, train_config.seed)
+    history = fit_translator(translator, z, c, train_config, log=(lambda r: log(epoch_line(r))) if log else None)
+    meta = {**(metadata or {}), "pairs": len(z), "final_val_loss": history[-1].get("val_loss"),
+            "train_config": asdict(train_config)}
+    return translator, meta

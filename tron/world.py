@@ -30,6 +30,7 @@ from .errors import CheckpointError, ConditionError, RegistryError
 from .generators import Generator
 from .langevin import LangevinConfig
 from .sampler import Sampler
+from .training import TrainingRecipe
 from .translator import Translator, load_translator
 from .uris import resolve_local_dir, uri_scheme
 
@@ -47,11 +48,12 @@ class WorldConfig:
     description: str = ""
     generator: str = "generator"  # a subdirectory of the world, or an adapter spec
     encoder: str = "encoder"
+    captioner: str | None = None  # the captioner of its captioned pairs (a subdirectory or a spec), if it has one
     translators: dict[str, str] = field(default_factory=lambda: {DEFAULT: "translator"})  # kind -> dir or URI
     langevin: LangevinConfig = field(default_factory=LangevinConfig)  # sampling defaults
     translator_std_scale: float = 1.0  # z0 drawn with the mixture's shared std times this (see Sampler)
     judge: dict[str, Any] | None = None  # {"kind": ..., options}: the measuring instrument (tron.judges)
-    training: dict[str, Any] = field(default_factory=dict)  # TranslatorConfig / TrainConfig fields of its translator
+    training: dict[str, Any] = field(default_factory=dict)  # kind -> TrainingRecipe of that translator (tron.training)
     fingerprints: dict[str, str] = field(default_factory=dict)  # recorded for spec-based parts
     metrics: dict[str, Any] = field(default_factory=dict)  # measured facts about the parts (held-out accuracy, ...)
 
@@ -69,6 +71,18 @@ class WorldConfig:
             raise ValueError(f"translator_std_scale must be > 0, got {self.translator_std_scale!r}")
         if self.judge is not None and not (isinstance(self.judge, dict) and isinstance(self.judge.get("kind"), str)):
             raise ValueError('judge must be an object with a "kind"')
+        if set(self.training) & {"translator", "train", "num_pairs"}:  # the one-translator form of earlier worlds
+            self.training = {DEFAULT: self.training}
+        unknown = sorted(set(self.training) - {DEFAULT, "label", "text", "image"})
+        if unknown:
+            raise ValueError(f"unknown training kind(s) {', '.join(unknown)}; use default, label, text or image")
+        for recipe in self.training.values():
+            TrainingRecipe.from_dict(recipe)
+
+    def training_recipe(self, kind: str = DEFAULT) -> TrainingRecipe | None:
+        """How this world's translator for `kind` was trained (its "default" one for a kind without its own)."""
+        doc = self.training.get(kind, self.training.get(DEFAULT))
+        return TrainingRecipe.from_dict(doc) if doc is not None else None
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> WorldConfig:
@@ -157,14 +171,23 @@ def resolve_world_path(spec: str | os.PathLike) -> Path:
 def part_spec(world_dir: Path, config: WorldConfig, part: str) -> str:
     """The spec `tron.components` loads G or f from: the world's subdirectory, or the adapter spec."""
     value = getattr(config, part)
+    if value is None:
+        raise CheckpointError(f"the world {config.name!r} ({world_dir}) names no {part}")
     local = world_dir / value
-    return str(local) if (local / "config.json").is_file() else value
+    if (local / "config.json").is_file():
+        return str(local)
+    # A file an adapter spec names relative to the world (caption-bank:caption_bank.json) lives in it.
+    scheme, colon, rest = value.partition(":")
+    body, hash_, options = rest.partition("#")
+    if colon and body and not Path(body).is_absolute() and (world_dir / body).exists():
+        return f"{scheme}:{world_dir / body}{hash_}{options}"
+    return value
 
 
 def check_translator_fits(translator: Translator, fingerprints: dict[str, str], source: Any = "") -> None:
     """Refuse a translator trained for a different G or f, naming which one changed."""
     meta = getattr(translator, "metadata", {}) or {}
-    for part in PARTS:
+    for part in (*PARTS, "captioner"):
         want = meta.get(f"{part}_fingerprint")
         have = fingerprints.get(part)
         if want is not None and have is not None and want != have:
@@ -178,8 +201,9 @@ def world_fingerprints(world_dir: Path, config: WorldConfig) -> dict[str, str]:
     """G's and f's fingerprints now; refuses a spec whose files changed since the world was made."""
     from .components import component_fingerprint
 
-    fps = {part: component_fingerprint(part_spec(world_dir, config, part), part) for part in PARTS}
-    for part in PARTS:
+    parts = PARTS + (("captioner",) if config.captioner else ())
+    fps = {part: component_fingerprint(part_spec(world_dir, config, part), part) for part in parts}
+    for part in parts:
         recorded = config.fingerprints.get(part)
         if recorded is not None and recorded != fps[part]:
             raise CheckpointError(f"{world_dir}: the {part} {getattr(config, part)!r} has changed since the world was made "

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -18,8 +18,8 @@ from ..encoders import load_encoder, save_encoder
 from ..generators import load_generator, save_generator
 from ..langevin import LangevinConfig
 from ..pairs import generate_pairs
-from ..training import TrainConfig, epoch_line, fit_translator
-from ..translator import Translator, TranslatorConfig, save_translator
+from ..training import TrainConfig, TrainingRecipe, train_translator
+from ..translator import save_translator
 from ..world import ZOO_ROOT, WorldConfig
 from ..zoo.digits import DigitsClassifier, DigitsVAE, load_digits_images, split_digits
 
@@ -43,15 +43,8 @@ BUDGETS = {
 # diversity with half the evaluations; much larger steps collapse diversity towards prototypes.
 DEFAULT_LANGEVIN = LangevinConfig(steps=25, step_size=0.03, noise_std=0.01, prior_weight=0.1)
 # The translator learns p(z | y) from one-hot labels drawn from f(G(z))^(1/T) (see TrainConfig).
-TRANSLATOR_TRAINING = dict(batch_size=256, lr=1e-3, sample_labels=True, label_temperature=0.5)
-MODEL_FIELDS = ("hidden_dim", "num_blocks", "num_components", "head", "normalize_condition")
-TRAIN_FIELDS = ("epochs", "batch_size", "lr", "cond_noise_std", "sample_labels", "label_temperature")
-
-
-def training_recipe(model: TranslatorConfig, train: TrainConfig, num_pairs: int) -> dict:
-    """world.json's "training": how the world's translator was made, for the pipelines to repeat."""
-    return {"translator": {k: getattr(model, k) for k in MODEL_FIELDS},
-            "train": {k: getattr(train, k) for k in TRAIN_FIELDS}, "num_pairs": num_pairs}
+TRANSLATOR_RECIPE = TrainingRecipe(translator={"hidden_dim": 256, "num_blocks": 2, "num_components": 10, "head": "gmm"},
+                                   train={"batch_size": 256, "lr": 1e-3, "sample_labels": True, "label_temperature": 0.5})
 
 
 def random_shift(x: torch.Tensor, gen: torch.Generator, max_shift: int = 1) -> torch.Tensor:
@@ -139,28 +132,20 @@ def main(argv: list[str] | None = None) -> dict:
     z, c = generate_pairs(generator, classifier, budget.pairs, seed=args.seed + 1, batch_size=1024)
     log(f"generated {len(z)} pairs")
 
-    translator = Translator(TranslatorConfig(cond_dim=10, latent_dim=generator.latent_dim, hidden_dim=256,
-                                             num_blocks=2, num_components=10, head="gmm"))
-    train_cfg = TrainConfig(epochs=budget.translator_epochs, seed=args.seed, **TRANSLATOR_TRAINING)
-    history = fit_translator(translator, z, c, train_cfg, log=lambda r: log(epoch_line(r)))
-    meta = {
-        "generator_fingerprint": fingerprint(args.out / "generator"),
-        "encoder_fingerprint": fingerprint(args.out / "encoder"),
-        "pairs": len(z),
-        "final_val_loss": history[-1].get("val_loss"),
-        "train_config": asdict(train_cfg),
-    }
+    recipe = TRANSLATOR_RECIPE.updated(TrainingRecipe(train={"epochs": budget.translator_epochs, "seed": args.seed}))
+    translator, meta = train_translator(z, c, recipe, {"generator_fingerprint": fingerprint(args.out / "generator"),
+                                                       "encoder_fingerprint": fingerprint(args.out / "encoder")}, log)
     save_translator(translator, args.out / "translator", metadata=meta)
     WorldConfig(
         name="digits",
         description="scikit-learn 8x8 digits at 16x16: VAE decoder G, CNN classifier f, GMM translator",
         langevin=DEFAULT_LANGEVIN,
         judge={"kind": "digits-svm"},
-        training=training_recipe(translator.config, train_cfg, len(z)),
+        training={"default": TrainingRecipe.of(translator.config, TrainConfig(**meta["train_config"]), len(z)).to_dict()},
         metrics={"classifier_held_out_accuracy": acc},
     ).save(args.out)
     log(f"wrote {args.out} in {time.time() - t0:.0f} s")
-    return {"classifier_accuracy": acc, "history": history, "out": str(args.out)}
+    return {"classifier_accuracy": acc, "final_val_loss": meta["final_val_loss"], "out": str(args.out)}
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import copy
 import math
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -26,11 +26,11 @@ from ..checkpoint import fingerprint
 from ..encoders import load_encoder
 from ..langevin import LangevinConfig
 from ..pairs import generate_pairs
-from ..training import TrainConfig, epoch_line, fit_translator
-from ..translator import Translator, TranslatorConfig, save_translator
+from ..training import TrainConfig, TrainingRecipe, train_translator
+from ..translator import save_translator
 from ..world import ZOO_ROOT, WorldConfig
 from ..zoo.digits import load_digits_images
-from .digits import TRANSLATOR_TRAINING, random_shift, training_recipe
+from .digits import TRANSLATOR_RECIPE, random_shift
 
 
 @dataclass
@@ -150,17 +150,9 @@ def main(argv: list[str] | None = None) -> dict:
     classifier = load_encoder(args.out / "encoder")
     z, c = generate_pairs(generator, classifier, budget.pairs, seed=args.seed + 1, batch_size=500)
     log(f"generated {len(z)} pairs")
-    translator = Translator(TranslatorConfig(cond_dim=10, latent_dim=generator.latent_dim, hidden_dim=256,
-                                             num_blocks=2, num_components=10, head="gmm"))
-    train_cfg = TrainConfig(epochs=budget.translator_epochs, seed=args.seed, **TRANSLATOR_TRAINING)
-    history = fit_translator(translator, z, c, train_cfg, log=lambda r: log(epoch_line(r)))
-    meta = {
-        "generator_fingerprint": fingerprint(args.out / "generator"),
-        "encoder_fingerprint": fingerprint(args.out / "encoder"),
-        "pairs": len(z),
-        "final_val_loss": history[-1].get("val_loss"),
-        "train_config": asdict(train_cfg),
-    }
+    recipe = TRANSLATOR_RECIPE.updated(TrainingRecipe(train={"epochs": budget.translator_epochs, "seed": args.seed}))
+    translator, meta = train_translator(z, c, recipe, {"generator_fingerprint": fingerprint(args.out / "generator"),
+                                                       "encoder_fingerprint": fingerprint(args.out / "encoder")}, log)
     save_translator(translator, args.out / "translator", metadata=meta)
     WorldConfig(
         name="digits-cm",
@@ -168,10 +160,10 @@ def main(argv: list[str] | None = None) -> dict:
                     "consistency training), the digits CNN classifier f, GMM translator",
         langevin=DEFAULT_LANGEVIN,
         judge={"kind": "digits-svm"},
-        training=training_recipe(translator.config, train_cfg, len(z)),
+        training={"default": TrainingRecipe.of(translator.config, TrainConfig(**meta["train_config"]), len(z)).to_dict()},
     ).save(args.out)
     log(f"wrote {args.out} in {time.time() - t0:.0f} s")
-    return {"history": history, "out": str(args.out)}
+    return {"final_val_loss": meta["final_val_loss"], "out": str(args.out)}
 
 
 if __name__ == "__main__":
