@@ -46,6 +46,10 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--batch-size", type=int, default=1024, help="G/f batch inside a task (part of the identity)")
     p.add_argument("--features", action="store_true",
                    help="also store f's pooled features (column c_features) for image conditions, where f has them")
+    p.add_argument("--captioner", default=None,
+                   help="caption each G(z) with this captioner (a checkpoint directory, zoo:NAME, caption-bank:FILE.json "
+                        "or module:factory) and store the caption and its text embedding under f (column c_caption), "
+                        "for the text translator")
     p.add_argument("--num-cpus", type=float, default=1, help="CPUs per shard task")
     p.add_argument("--num-gpus", type=float, default=0, help="GPUs per shard task (used when > 0 and present)")
     p.add_argument("--max-in-flight", type=int, default=0, help="at most this many shard tasks at once (0: no limit)")
@@ -61,11 +65,12 @@ def build_parser() -> ArgumentParser:
 
 
 @functools.lru_cache(maxsize=4)
-def _load_components(generator: str, encoder: str, device: str):
+def _load_components(generator: str, encoder: str, captioner: str, device: str):
     """Once per worker process: Ray reuses workers across tasks."""
-    from tron.components import load_encoder_spec, load_generator_spec
+    from tron.components import load_captioner_spec, load_encoder_spec, load_generator_spec
 
-    return load_generator_spec(generator, device), load_encoder_spec(encoder, device)
+    g, f = load_generator_spec(generator, device), load_encoder_spec(encoder, device)
+    return g, f, load_captioner_spec(captioner, f, device) if captioner else None
 
 
 def write_shard(uri: str, identity_dict: dict, index: int, rows: int, num_cpus: float, use_gpu: bool) -> ShardCheck:
@@ -75,15 +80,16 @@ def write_shard(uri: str, identity_dict: dict, index: int, rows: int, num_cpus: 
     torch.set_num_threads(max(1, int(num_cpus)))  # fixed thread count: reproducible float reductions
     device = "cuda" if use_gpu and torch.cuda.is_available() else "cpu"
     identity = DatasetIdentity(**identity_dict)
-    generator, encoder = _load_components(identity.generator, identity.encoder, device)
-    data, check = generate_shard(generator, encoder, identity, index, rows)
+    generator, encoder, captioner = _load_components(identity.generator, identity.encoder, identity.captioner, device)
+    data, check = generate_shard(generator, encoder, identity, index, rows, captioner)
     write_shard_files(resolve(uri), index, data, check.sha256)
     return check
 
 
 def make_identity(args) -> tuple[DatasetIdentity, float]:
     """The dataset's identity, and the raw scale of f's embeddings (for TR0N's condition noise)."""
-    from tron.components import component_fingerprint, load_encoder_spec, load_generator_spec
+    from tron.captioners import CAPTION_COLUMN
+    from tron.components import component_fingerprint, load_captioner_spec, load_encoder_spec, load_generator_spec
     from tron.encoders import FEATURES
     from tron.pairs import column_name, condition_scale
 
@@ -93,11 +99,19 @@ def make_identity(args) -> tuple[DatasetIdentity, float]:
         if FEATURES not in f.spaces:
             raise DatasetError(f"--features: the encoder {args.encoder} has no pooled features")
         extra[column_name(FEATURES)] = f.space_dim(FEATURES)
+    captioner = {}
+    if args.captioner:
+        if "text" not in f.condition_kinds:
+            raise DatasetError(f"--captioner: the captions are embedded with f's text tower, and the encoder {args.encoder} "
+                               "takes no text")
+        load_captioner_spec(args.captioner, f)  # a one-line error here, not in every shard task
+        extra[CAPTION_COLUMN] = f.embed_dim
+        captioner = {"captioner": args.captioner, "captioner_fingerprint": component_fingerprint(args.captioner, "captioner")}
     identity = DatasetIdentity(
         generator=args.generator, generator_fingerprint=component_fingerprint(args.generator, "generator"),
         encoder=args.encoder, encoder_fingerprint=component_fingerprint(args.encoder, "encoder"),
         prior=asdict(parse_prior(args.prior)), seed=args.seed, rows_per_shard=args.rows_per_shard,
-        batch_size=args.batch_size, latent_dim=g.latent_dim, cond_dim=f.embed_dim, extra_columns=extra,
+        batch_size=args.batch_size, latent_dim=g.latent_dim, cond_dim=f.embed_dim, extra_columns=extra, **captioner,
     )
     return identity, condition_scale(g, f, seed=args.seed)
 
@@ -148,7 +162,8 @@ def run(argv: list[str] | None = None) -> dict:
             print(f"[build] shard {i} is {checks[i].status} ({checks[i].reason}); regenerating", flush=True)
     print(f"[build] {loc.uri}: {len(plan)} shards, {len(plan) - len(todo)} already complete, {len(todo)} to write", flush=True)
 
-    params = {"generator": args.generator, "encoder": args.encoder, "prior": args.prior, "num_pairs": args.num_pairs,
+    params = {"generator": args.generator, "encoder": args.encoder, "captioner": args.captioner or "", "prior": args.prior,
+              "num_pairs": args.num_pairs,
               "rows_per_shard": args.rows_per_shard, "seed": args.seed, "batch_size": args.batch_size,
               "num_cpus": args.num_cpus, "num_gpus": args.num_gpus, "out": loc.uri}
     tags = {"tron.stage": "build_dataset", "tron.dataset_uri": loc.uri,

@@ -65,7 +65,7 @@ def test_every_scheme_parses_its_usage():
     examples = {"open_clip": "open_clip:ViT-B-32:openai", "torchvision": "torchvision:resnet18:/w.pth",
                 "efficientnet": "efficientnet:lite0#image_size=160", "biggan": "biggan:/m#truncation=0.4",
                 "consistency": "consistency:/m", "gan-face-generate": "gan-face-generate", "torchscript": "torchscript:/g.pt",
-                "plugin": "my.module:factory#x=1"}
+                "plugin": "my.module:factory#x=1", "caption-bank": "caption-bank:/bank.json"}
     assert set(examples) == set(SCHEMES)
     for scheme, spec in examples.items():
         adapter = parse_adapter_spec(spec)

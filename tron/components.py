@@ -22,13 +22,14 @@ from typing import Any
 
 import torch
 
+from .captioners import Captioner, load_captioner
 from .checkpoint import file_sha256, fingerprint
 from .encoders import Encoder, load_encoder
 from .errors import CheckpointError, TronError
 from .generators import Generator, load_generator
 from .registry import freeze
 
-PARTS = ("generator", "encoder")
+PARTS = ("generator", "encoder", "captioner")
 
 
 @dataclass
@@ -94,8 +95,11 @@ SCHEMES: dict[str, Scheme] = {s.name: s for s in [
     Scheme("torchscript", "generator", "torchscript:FILE#latent_dim=N",
            "a TorchScript module z -> image", (1,), ("latent_dim", "output_range"),
            "tron.adapters.plugin:load_torchscript_spec", lambda s: _hash_file(s.args[0], "module")),
+    Scheme("caption-bank", "captioner", "caption-bank:FILE.json",
+           "f ranks a bank of captions (groups drawn by weight); any CLIP-like f", (1,), (),
+           "tron.captioners:load_bank_spec", lambda s: __import__("tron.captioners", fromlist=["x"]).bank_fingerprint_files(s.args[0])),
     Scheme("plugin", None, "[plugin:]module.path:factory[#key=value]",
-           "factory(**options) -> Generator, Encoder or nn.Module", (1,), None,
+           "factory(**options) -> Generator, Encoder, Captioner or nn.Module", (1,), None,
            "tron.adapters.plugin:load_plugin_spec", lambda s: _hash_module(s.args[0])),
 ]}
 
@@ -151,7 +155,11 @@ def check_options(adapter: AdapterSpec) -> None:
 def _check_part(adapter: AdapterSpec, part: str, spec: str) -> None:
     want = SCHEMES[adapter.scheme].part
     if want is not None and want != part:
-        raise TronError(f"{spec!r} names a {want}, not an {part}" if part == "encoder" else f"{spec!r} names an {want}, not a {part}")
+        raise TronError(f"{spec!r} names {_article(want)} {want}, not {_article(part)} {part}")
+
+
+def _article(word: str) -> str:
+    return "an" if word[0] in "aeiou" else "a"
 
 
 def resolve_part(spec: str, part: str) -> str:
@@ -200,17 +208,18 @@ def component_fingerprint(spec: str, part: str) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
-def _load(spec: str, part: str, device: str | torch.device, allow_pickle: bool):
+def _load(spec: str, part: str, device: str | torch.device, allow_pickle: bool, **context: Any):
     spec, adapter = _resolved(spec, part)
     if adapter is None:
-        return (load_generator if part == "generator" else load_encoder)(spec, device)
+        return {"generator": load_generator, "encoder": load_encoder, "captioner": load_captioner}[part](spec, device)
     _check_part(adapter, part, spec)
     check_options(adapter)
     module, _, function = SCHEMES[adapter.scheme].loader.partition(":")
     options = dict(adapter.options)
     pickle_ok = bool(options.pop("allow_pickle", False)) or allow_pickle
-    model = getattr(importlib.import_module(module), function)(AdapterSpec(adapter.scheme, adapter.args, options), pickle_ok, part)
-    base = Generator if part == "generator" else Encoder
+    model = getattr(importlib.import_module(module), function)(AdapterSpec(adapter.scheme, adapter.args, options), pickle_ok,
+                                                               part, **context)
+    base = {"generator": Generator, "encoder": Encoder, "captioner": Captioner}[part]
     if not isinstance(model, base):
         raise CheckpointError(f"{spec!r} made a {type(model).__name__}, which is not a tron {part}")
     return freeze(model).to(device)
@@ -222,3 +231,9 @@ def load_generator_spec(spec: str, device: str | torch.device = "cpu", allow_pic
 
 def load_encoder_spec(spec: str, device: str | torch.device = "cpu", allow_pickle: bool = False) -> Encoder:
     return _load(spec, "encoder", device, allow_pickle)
+
+
+def load_captioner_spec(spec: str, encoder: Encoder, device: str | torch.device = "cpu",
+                        allow_pickle: bool = False) -> Captioner:
+    """A captioner by spec; `encoder` is the build's f (a caption bank ranks its captions with it)."""
+    return _load(spec, "captioner", device, allow_pickle, encoder=encoder)

@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 import torch
 
 from . import __version__
+from .captioners import CAPTION_COLUMN, TEXT_COLUMN
 from .errors import TronError
 from .storage import Location, exists, read_bytes, resolve, write_bytes_atomic
 
@@ -54,6 +55,8 @@ class DatasetIdentity:
     latent_dim: int
     cond_dim: int
     extra_columns: dict = field(default_factory=dict)  # name -> width of extra float32 list columns
+    captioner: str = ""  # captioner spec of a captioned build ("" when none): adds the caption and c_caption
+    captioner_fingerprint: str = ""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -84,7 +87,8 @@ def plan_shards(num_pairs: int, rows_per_shard: int) -> list[int]:
     return [min(rows_per_shard, num_pairs - i * rows_per_shard) for i in range(n)]
 
 
-def pairs_schema(latent_dim: int, cond_dim: int, extra_columns: dict[str, int] | None = None) -> pa.Schema:
+def pairs_schema(latent_dim: int, cond_dim: int, extra_columns: dict[str, int] | None = None,
+                 captions: bool = False) -> pa.Schema:
     cols = [
         pa.field("shard", pa.int32(), nullable=False),
         pa.field("row", pa.int64(), nullable=False),  # global row index in the dataset
@@ -93,7 +97,13 @@ def pairs_schema(latent_dim: int, cond_dim: int, extra_columns: dict[str, int] |
     ]
     for name, width in sorted((extra_columns or {}).items()):
         cols.append(pa.field(name, pa.list_(pa.float32(), width), nullable=False))
+    if captions:
+        cols.append(pa.field(TEXT_COLUMN, pa.string(), nullable=False))
     return pa.schema(cols)
+
+
+def identity_schema(identity: DatasetIdentity) -> pa.Schema:
+    return pairs_schema(identity.latent_dim, identity.cond_dim, identity.extra_columns, bool(identity.captioner))
 
 
 def _fixed_list(array: np.ndarray) -> pa.FixedSizeListArray:
@@ -102,15 +112,17 @@ def _fixed_list(array: np.ndarray) -> pa.FixedSizeListArray:
 
 
 def encode_shard(identity: DatasetIdentity, index: int, row_offset: int, z: np.ndarray, c: np.ndarray,
-                 extra: dict[str, np.ndarray] | None = None) -> bytes:
+                 extra: dict[str, np.ndarray] | None = None, captions: np.ndarray | None = None) -> bytes:
     """One shard as Parquet bytes (deterministic for the same inputs), with page checksums."""
     n = len(z)
-    schema = pairs_schema(identity.latent_dim, identity.cond_dim, identity.extra_columns).with_metadata(
+    schema = identity_schema(identity).with_metadata(
         {IDENTITY_KEY: identity.to_json().encode(), SHARD_KEY: str(index).encode()})
     columns = [pa.array(np.full(n, index, np.int32)), pa.array(np.arange(row_offset, row_offset + n, dtype=np.int64)),
                _fixed_list(z), _fixed_list(c)]
     for name in sorted(identity.extra_columns):
         columns.append(_fixed_list((extra or {})[name]))
+    if identity.captioner:
+        columns.append(pa.array([str(t) for t in captions], type=pa.string()))
     table = pa.Table.from_arrays(columns, schema=schema)
     sink = pa.BufferOutputStream()
     pq.write_table(table, sink, compression="zstd", write_page_checksum=True, write_statistics=False)
@@ -182,13 +194,14 @@ def write_shard_files(loc: Location, index: int, data: bytes, digest: str) -> No
 
 def make_manifest(identity: DatasetIdentity, num_pairs: int, shards: list[ShardCheck], code_version: str | None = None,
                   condition_scale: float = 1.0) -> dict:
-    schema = pairs_schema(identity.latent_dim, identity.cond_dim, identity.extra_columns)
+    schema = identity_schema(identity)
     return {
         "condition_scale": condition_scale,  # mean raw norm of f's embeddings (TR0N's noise scale)
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "identity": asdict(identity),
-        "fingerprints": {"generator": identity.generator_fingerprint, "encoder": identity.encoder_fingerprint},
+        "fingerprints": {"generator": identity.generator_fingerprint, "encoder": identity.encoder_fingerprint,
+                         **({"captioner": identity.captioner_fingerprint} if identity.captioner else {})},
         "seed": identity.seed,
         "num_pairs": num_pairs,
         "schema": [f"{f.name}: {f.type}" for f in schema],
@@ -319,34 +332,26 @@ def open_dataset(uri: str, verify: bool = True) -> PairDataset:
 
 
 def extra_spaces(identity: DatasetIdentity) -> list[str]:
-    """The encoder spaces of the extra condition columns ("c_features" -> "features")."""
-    return [name[len("c_"):] for name in sorted(identity.extra_columns) if name.startswith("c_")]
+    """The encoder spaces of the extra condition columns ("c_features" -> "features"); c_caption is
+    written by the captioner, not by f's image tower."""
+    return [name[len("c_"):] for name in sorted(identity.extra_columns) if name.startswith("c_") and name != CAPTION_COLUMN]
 
 
-def generate_shard(generator, encoder, identity: DatasetIdentity, index: int, rows: int) -> tuple[bytes, ShardCheck]:
+def generate_shard(generator, encoder, identity: DatasetIdentity, index: int, rows: int,
+                   captioner=None) -> tuple[bytes, ShardCheck]:
     """Generate shard `index` in-process: its pairs come from the seed of (seed, index) alone.
     Non-finite output of G or f is an error naming the shard: no shard holds it."""
+    if bool(identity.captioner) != (captioner is not None):
+        raise DatasetError("a captioned build needs its captioner, and only a captioned build takes one")
     from .pairs import NonFiniteError, generate_columns
     from .priors import PriorConfig
 
     try:
         cols = generate_columns(generator, encoder, rows, seed=shard_seed(identity.seed, index),
                                 batch_size=identity.batch_size, prior=PriorConfig(**identity.prior),
-                                spaces=["main", *extra_spaces(identity)])
+                                spaces=["main", *extra_spaces(identity)], captioner=captioner)
     except NonFiniteError as exc:
         raise NonFiniteError(f"shard {index}: {exc}; nothing was written") from None
-    extra = {k: v for k, v in cols.items() if k not in ("z", "c")}
-    data = encode_shard(identity, index, index * identity.rows_per_shard, cols["z"], cols["c"], extra)
+    extra = {k: v for k, v in cols.items() if k not in ("z", "c", TEXT_COLUMN)}
+    data = encode_shard(identity, index, index * identity.rows_per_shard, cols["z"], cols["c"], extra, cols.get(TEXT_COLUMN))
     return data, ShardCheck(index, "ok", rows=rows, sha256=sha256(data))
-
-
-def is_validation_row(rows: np.ndarray, fraction: float, seed: int = 0) -> np.ndarray:
-    """Deterministic train/validation split by global row index: the same rows are held out
-    whatever the sharding, ordering or number of readers. (N,) int -> (N,) bool"""
-    x = np.asarray(rows, dtype=np.uint64) + np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15)
-    # splitmix64 finaliser: well-mixed bits from consecutive integers
-    with np.errstate(over="ignore"):
-        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        x = x ^ (x >> np.uint64(31))
-    return (x % np.uint64(1_000_000)).astype(np.int64) < int(round(fraction * 1_000_000))

@@ -107,9 +107,20 @@ def load_plugin_encoder(target: str, options: dict[str, Any]) -> Encoder:
     return made
 
 
-def load_plugin_spec(spec, allow_pickle: bool = False, part: str = "generator"):
+def load_plugin_captioner(target: str, options: dict[str, Any]):
+    from ..captioners import Captioner
+
+    made = call_plugin(target, dict(options))
+    if not isinstance(made, Captioner):
+        raise CheckpointError(f"plugin {target} returned {type(made).__name__}; a captioner plugin must return a "
+                              "tron.captioners.Captioner")
+    return made
+
+
+def load_plugin_spec(spec, allow_pickle: bool = False, part: str = "generator", **context: Any):
     """`[plugin:]module.path:factory[#options]` (tron.components)."""
-    return (load_plugin_generator if part == "generator" else load_plugin_encoder)(spec.args[0], spec.options)
+    loader = {"generator": load_plugin_generator, "encoder": load_plugin_encoder, "captioner": load_plugin_captioner}[part]
+    return loader(spec.args[0], spec.options)
 
 
 def load_torchscript_spec(spec, allow_pickle: bool = False, part: str = "generator") -> Generator:

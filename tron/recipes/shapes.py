@@ -14,26 +14,28 @@ import argparse
 import copy
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from ..augment import AugmentConfig
+from ..captioners import BANK_SCHEME, save_captioner, write_bank
 from ..checkpoint import fingerprint
 from ..clip import OpenClipEncoder, create_open_clip, save_open_clip
+from ..components import component_fingerprint, load_captioner_spec
 from ..encoders import load_encoder
 from ..generators import load_generator, save_generator
 from ..langevin import LangevinConfig
-from ..pairs import condition_scale, generate_pairs
-from ..training import TrainConfig, epoch_line, fit_translator
-from ..translator import Translator, TranslatorConfig, save_translator
+from ..pairs import condition_scale, generate_columns
+from ..training import TrainConfig, TrainingRecipe, train_translator
+from ..translator import save_translator
 from ..world import ZOO_ROOT, WorldConfig
 from ..zoo import shapes as S
 
 Log = Callable[[str], None]
-STAGES = ("clip", "judge", "gan", "translator")  # the order they run in
+STAGES = ("clip", "judge", "gan", "captioner", "translator")  # the order they run in
 
 
 @dataclass
@@ -52,6 +54,7 @@ class Budget:
     latent_gan_steps: int
     gan_codes: int  # real images whose codes the latent GAN learns
     judge_width: int
+    captioner_width: int
     measure_samples: int  # unconditional GAN samples the judge measures
     retrieval_images: int  # fresh images for the CLIP caption retrieval check
 
@@ -74,10 +77,12 @@ CLIP_CONFIGS = {
 BUDGETS = {
     "full": Budget(clip_steps=500, clip_batch=256, gan_steps=12_000, gan_batch=128, judge_steps=600, judge_batch=128,
                    pairs=100_000, translator_epochs=40, translator_hidden=256, clip_model="tron-shapes-clip",
-                   gan_width=32, latent_gan_steps=300_000, gan_codes=50_000, judge_width=32, measure_samples=10_000, retrieval_images=500),
+                   gan_width=32, latent_gan_steps=300_000, gan_codes=50_000, judge_width=32, captioner_width=24, measure_samples=10_000,
+                   retrieval_images=500),
     "tiny": Budget(clip_steps=2, clip_batch=8, gan_steps=2, gan_batch=8, judge_steps=2, judge_batch=8,
                    pairs=64, translator_epochs=1, translator_hidden=16, clip_model="tron-shapes-clip-tiny",
-                   gan_width=4, latent_gan_steps=2, gan_codes=64, judge_width=4, measure_samples=16, retrieval_images=16),
+                   gan_width=4, latent_gan_steps=2, gan_codes=64, judge_width=4, captioner_width=4, measure_samples=16,
+                   retrieval_images=16),
 }
 
 # Sampling defaults shipped in world.json and the encoder's energy augmentations: chosen by the
@@ -93,6 +98,15 @@ TRANSLATOR_STD_SCALE = 0.15
 # Gaussian noise on CLIP image embeddings while training the translator, in the raw embedding's units
 # (TR0N's: 0.2, and 0.5 for its LAION ViT-B-32 run); a unit embedding gets COND_NOISE_STD / condition_scale.
 COND_NOISE_STD = 1.0  # benchmarks/noise_scale.py: the best full-caption accuracy of 0, 0.2, 0.5, 1, 2, 4
+# The translators' hyper-parameters (world.json "training" records them per kind with the epochs and seed).
+TRANSLATOR_HYPERPARAMETERS = {"hidden_dim": 256, "num_blocks": 2, "num_components": 10, "head": "gmm",
+                              "normalize_condition": True}
+TRANSLATOR_TRAINING = {"batch_size": 256, "lr": 1e-3}
+# Text prompts go through the translator trained on captions of G's samples; which captioner writes
+# them is chosen by benchmarks/caption_route.py ("trained": the attribute captioner; "bank": f ranking
+# the caption bank).
+CAPTIONER = "trained"
+CAPTION_BANK = "caption_bank.json"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -339,39 +353,92 @@ def train_clip(steps: int, batch: int, seed: int, model_name: str, directory: Pa
 # Translator and the world file
 
 
-def train_translator(out: Path, pairs: int, epochs: int, hidden: int, seed: int, log: Log,
-                     noise: float = COND_NOISE_STD) -> tuple[Translator, dict]:
-    """Pairs (z, CLIP image embedding of G(z)); Gaussian noise on the embedding during training
-    lets text embeddings, which lie elsewhere on the sphere, work at test time (TR0N's answer
-    to the modality gap). With noise 0 it is the image translator (semantic variations)."""
-    generator = load_generator(out / "generator")
-    encoder = load_encoder(out / "encoder")
-    t0 = time.time()
-    z, c = generate_pairs(generator, encoder, pairs, seed=seed, batch_size=1000)
-    log(f"generated {len(z)} pairs in {time.time() - t0:.0f} s")
+def train_captioner(steps: int, batch: int, seed: int, log: Log, width: int = 24,
+                    held_out: int = 5000) -> tuple[S.ShapesCaptioner, dict]:
+    """The attribute captioner, trained on the renderer's labels (degraded renders, as G's samples are
+    never quite clean); held-out accuracy on unseen renders. Seeded apart from the judge's."""
     torch.manual_seed(seed)
-    translator = Translator(TranslatorConfig(cond_dim=encoder.embed_dim, latent_dim=generator.latent_dim, hidden_dim=hidden,
-                                             num_blocks=2, num_components=10, head="gmm", normalize_condition=True))
-    scale = condition_scale(generator, encoder, 512)
-    train_cfg = TrainConfig(epochs=epochs, batch_size=256, lr=1e-3, cond_noise_std=noise, condition_scale=scale, seed=seed)
-    history = fit_translator(translator, z, c, train_cfg, log=lambda r: log(epoch_line(r)))
-    meta = {
-        "generator_fingerprint": fingerprint(out / "generator"),
-        "encoder_fingerprint": fingerprint(out / "encoder"),
-        "pairs": len(z),
-        "final_val_loss": history[-1].get("val_loss"),
-        "train_config": asdict(train_cfg),
-    }
-    return translator, meta
+    gen = torch.Generator().manual_seed(seed)
+    model = S.ShapesCaptioner(width)
+    opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=max(1, steps))
+    for step in range(steps):
+        model.train()
+        x, attrs = S.sample_images(batch, gen)
+        loss = sum(F.cross_entropy(lg, attrs[:, i]) for i, lg in enumerate(model(S.degrade(x, gen))))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        if (step + 1) % max(1, steps // 10) == 0:
+            log(f"captioner step {step + 1}/{steps}: loss {float(loss.detach()):.4f}")
+    model.eval()
+    test_gen = torch.Generator().manual_seed(seed + 10_000)
+    x, attrs = S.sample_images(held_out, test_gen)
+    correct = model.attributes(S.degrade(x, test_gen)) == attrs
+    metrics = {"held_out_degraded_all": float(correct.all(1).float().mean()),
+               **{f"held_out_degraded_{a}": float(correct[:, i].float().mean()) for i, a in enumerate(S.ATTRIBUTE_NAMES)}}
+    log(f"captioner held-out accuracy (degraded renders): {metrics['held_out_degraded_all']:.4f}")
+    return model, metrics
 
 
-def write_world_file(out: Path, training: dict | None = None) -> None:
+def write_caption_bank(out: Path) -> Path:
+    return write_bank(out / CAPTION_BANK, S.caption_bank())
+
+
+def captioner_spec(out: Path, which: str) -> str:
+    """The spec of the world's captioner: the trained one (a subdirectory) or f ranking the bank."""
+    return str(out / "captioner") if which == "trained" else f"{BANK_SCHEME}:{out / CAPTION_BANK}"
+
+
+def make_pairs(out: Path, pairs: int, seed: int, captioner: str | None, log: Log) -> dict:
+    """(z, f's image embedding c[, caption and its text embedding]) of `pairs` samples of G."""
+    generator, encoder = load_generator(out / "generator"), load_encoder(out / "encoder")
+    cap = load_captioner_spec(captioner, encoder) if captioner else None
+    t0 = time.time()
+    cols = generate_columns(generator, encoder, pairs, seed=seed, batch_size=1000, captioner=cap)
+    log(f"generated {pairs} pairs{' with captions' if cap else ''} in {time.time() - t0:.0f} s")
+    cols["condition_scale"] = condition_scale(generator, encoder, 512)
+    return cols
+
+
+def translator_recipe(kind: str, epochs: int, hidden: int, seed: int, condition_scale: float = 1.0) -> TrainingRecipe:
+    """The world's three translators: text prompts from captions' text embeddings (no noise, as the
+    reference trains on captions), the noise route on image embeddings (the world's default, any
+    CLIP embedding), and the image translator (no noise: semantic variations)."""
+    noise = {"default": COND_NOISE_STD, "text": 0.0, "image": 0.0}[kind]
+    return TrainingRecipe(translator={**TRANSLATOR_HYPERPARAMETERS, "hidden_dim": hidden},
+                          train={**TRANSLATOR_TRAINING, "epochs": epochs, "seed": seed, "cond_noise_std": noise,
+                                 "condition_scale": condition_scale})
+
+
+def fit_world_translator(out: Path, cols: dict, kind: str, epochs: int, hidden: int, seed: int, log: Log,
+                         captioner: str | None = None) -> tuple:
+    column = "c_caption" if kind == "text" else "c"
+    fps = {"generator_fingerprint": fingerprint(out / "generator"), "encoder_fingerprint": fingerprint(out / "encoder")}
+    if kind == "text":
+        fps.update(captioner=captioner_record(out, captioner), captioner_fingerprint=component_fingerprint(captioner, "captioner"))
+    recipe = translator_recipe(kind, epochs, hidden, seed, cols["condition_scale"])
+    return train_translator(cols["z"], cols[column], recipe, {**fps, "kind": kind}, log)
+
+
+def captioner_record(out: Path, spec: str) -> str:
+    """The captioner's spec as world.json records it (relative to the world directory)."""
+    return spec.replace(str(out) + "/", "")
+
+
+def write_world_file(out: Path, training: dict | None = None, captioner: str | None = None) -> None:
+    translators = {"default": "translator", "image": "translator-image"}
+    if captioner:
+        translators["text"] = "translator-text"
     WorldConfig(
         name="shapes",
-        description="procedural 32x32 shapes: latent GAN G, open_clip CLIP f (text and image conditions), GMM translator",
+        description="procedural 32x32 shapes: latent GAN G, open_clip CLIP f (text and image conditions), GMM translators "
+                    "(text prompts: trained on captions of G's samples)",
         langevin=DEFAULT_LANGEVIN,
         translator_std_scale=TRANSLATOR_STD_SCALE,
-        translators={"default": "translator", "image": "translator-image"},
+        captioner=captioner,
+        translators=translators,
         judge={"kind": "shapes-attributes", "path": "judge"},
         training=training or {},
     ).save(out)
@@ -383,7 +450,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", type=Path, default=ZOO_ROOT / "shapes", help="world directory to write")
     parser.add_argument("--budget", choices=sorted(BUDGETS), default="full")
     parser.add_argument("--stage", choices=STAGES, action="append",
-                        help="stage to run (repeat for several; default: all, in order clip, judge, gan, translator)")
+                        help="stage to run (repeat for several; default: all, in order clip, judge, gan, captioner, translator)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     budget = BUDGETS[args.budget]
@@ -427,18 +494,27 @@ def main(argv: list[str] | None = None) -> dict:
         torch.set_num_threads(threads)
         results["gan_seconds"] = time.time() - t
 
+    if "captioner" in stages:
+        t = time.time()
+        captioner, metrics = train_captioner(budget.judge_steps, budget.judge_batch, args.seed + 4, log, budget.captioner_width,
+                                             held_out=5000 if args.budget == "full" else 16)
+        save_captioner(captioner, out / "captioner", metadata={**recipe, **metrics})
+        write_caption_bank(out)
+        results["captioner"] = {**metrics, "seconds": time.time() - t}
+
     if "translator" in stages:
         t = time.time()
-        translator, meta = train_translator(out, budget.pairs, budget.translator_epochs, budget.translator_hidden,
-                                            args.seed + 3, log)
-        save_translator(translator, out / "translator", metadata={**recipe, **meta})
-        image, image_meta = train_translator(out, budget.pairs, budget.translator_epochs, budget.translator_hidden,
-                                             args.seed + 3, log, noise=0.0)
-        save_translator(image, out / "translator-image", metadata={**recipe, **image_meta, "condition_kind": "image"})
-        from .digits import training_recipe
-
-        write_world_file(out, training_recipe(translator.config, TrainConfig(**meta["train_config"]), meta["pairs"]))
-        results["translator"] = {"final_val_loss": meta["final_val_loss"], "seconds": time.time() - t}
+        spec = captioner_spec(out, CAPTIONER)
+        cols = make_pairs(out, budget.pairs, args.seed + 3, spec, log)
+        training = {}
+        for kind, directory in (("default", "translator"), ("text", "translator-text"), ("image", "translator-image")):
+            translator, meta = fit_world_translator(out, cols, kind, budget.translator_epochs, budget.translator_hidden,
+                                                    args.seed + 3, log, spec)
+            save_translator(translator, out / directory, metadata={**recipe, **meta})
+            training[kind] = TrainingRecipe.of(translator.config, TrainConfig(**meta["train_config"]), meta["pairs"]).to_dict()
+            results[f"translator_{kind}"] = {"final_val_loss": meta["final_val_loss"]}
+        write_world_file(out, training, captioner_record(out, spec))
+        results["translator_seconds"] = time.time() - t
 
     log(f"wrote {out} ({', '.join(stages)}) in {time.time() - t0:.0f} s")
     return results

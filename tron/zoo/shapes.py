@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..captioners import CAPTIONERS, Captioner
 from ..generators import GENERATORS, Generator
 
 SIDE = 32
@@ -391,3 +392,79 @@ def partial_prompt_set() -> list[dict[str, str]]:
     prompts += [{"size": z} for z in SIZES]
     prompts += [{"position": p} for p in POSITIONS]
     return prompts
+
+
+# ----------------------------------------------------------------------------------------------
+# Captions at a granularity drawn per image, and the world's captioners (for captioned pairs)
+
+
+def granularity_groups() -> list[tuple[float, tuple[str, ...]]]:
+    """(probability, attributes named) of a training caption: the number of attributes named is
+    uniform over 1..4, then which ones uniform among the sets of that size (15 sets in all)."""
+    from itertools import combinations
+
+    groups = []
+    for k in range(1, len(ATTRIBUTE_NAMES) + 1):
+        sets = list(combinations(ATTRIBUTE_NAMES, k))
+        groups += [(1 / len(ATTRIBUTE_NAMES) / len(sets), named) for named in sets]
+    return groups
+
+
+def draw_granularity(n: int, rng: torch.Generator | None = None) -> torch.Tensor:
+    """Which attributes each of n captions names, drawn as `granularity_groups` says. -> (n, 4) bool"""
+    groups = granularity_groups()
+    index = torch.multinomial(torch.tensor([p for p, _ in groups], dtype=torch.float64), n, replacement=True, generator=rng)
+    masks = torch.tensor([[a in named for a in ATTRIBUTE_NAMES] for _, named in groups])
+    return masks[index]
+
+
+def caption_bank() -> list[tuple[float, list[str]]]:
+    """The caption bank of the world (`caption-bank:`): one group per set of named attributes, each
+    holding every caption that names exactly that set (575 captions)."""
+    from itertools import product
+
+    bank = []
+    for p, named in granularity_groups():
+        values = product(*(ATTRIBUTES[a] for a in named))
+        bank.append((p, [describe(**dict(zip(named, v))) for v in values]))
+    return bank
+
+
+CAPTIONER_KIND = "shapes-captioner"
+
+
+@CAPTIONERS.register(CAPTIONER_KIND)
+class ShapesCaptioner(Captioner):
+    """A captioner trained on the renderer's labels (as BLIP learned from captioned images): a CNN
+    reads the four attributes, and a caption names the ones a granularity drawn per image keeps.
+    Its own architecture and seed: the judge (the measuring instrument) is never the captioner."""
+
+    def __init__(self, width: int = 24) -> None:
+        super().__init__(width=width)
+        w = width
+        self.body = nn.Sequential(
+            nn.Conv2d(3, w, 3, stride=1, padding=1), nn.GELU(),
+            nn.Conv2d(w, 2 * w, 4, stride=2, padding=1), nn.GroupNorm(4, 2 * w), nn.GELU(),  # 16x16
+            nn.Conv2d(2 * w, 2 * w, 4, stride=2, padding=1), nn.GroupNorm(4, 2 * w), nn.GELU(),  # 8x8
+            nn.Conv2d(2 * w, 4 * w, 4, stride=2, padding=1), nn.GroupNorm(4, 4 * w), nn.GELU(),  # 4x4
+            nn.Flatten(),
+            nn.Linear(4 * w * 16, 96), nn.GELU(),
+        )
+        self.heads = nn.ModuleList(nn.Linear(96, k) for k in NUM_VALUES)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:  # (B, 3, 32, 32) -> 4 x (B, k)
+        if x.shape[1:] != (3, SIDE, SIDE):
+            raise ValueError(f"the shapes captioner expects (B, 3, {SIDE}, {SIDE}) images, got {tuple(x.shape)}")
+        h = self.body(x * 2 - 1)
+        return [head(h) for head in self.heads]
+
+    @torch.no_grad()
+    def attributes(self, x: torch.Tensor) -> torch.Tensor:
+        """The attributes it reads. (B, 3, 32, 32) -> (B, 4) long"""
+        return torch.stack([logits.argmax(-1) for logits in self(x.float())], 1)
+
+    @torch.no_grad()
+    def caption(self, x: torch.Tensor, rng: torch.Generator) -> list[str]:
+        attrs = self.attributes(x).cpu()
+        keep = draw_granularity(len(x), rng)
+        return [caption(a, k) for a, k in zip(attrs, keep)]
