@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import re
 import sys
 import time
@@ -36,6 +35,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
+
+from tron.evaluation import best_of_n_rate  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "results" / "faces_quality"
 
@@ -55,23 +56,6 @@ def pool_scores(world, judge, classes: list[int], m: int, seed: int, batch: int 
             hits.append((p_j.topk(5, dim=1).indices.unsqueeze(2) == target.view(1, 1, -1)).any(1).cpu())
             feats.append(h)
     return torch.cat(probs), torch.cat(hits).float(), torch.cat(feats)
-
-
-def log_comb(a: torch.Tensor, b: float) -> torch.Tensor:
-    """log C(a, b), elementwise; -inf where b > a."""
-    a = a.double()
-    out = torch.lgamma(a + 1) - math.lgamma(b + 1) - torch.lgamma((a - b).clamp(min=0) + 1)
-    return torch.where(a >= b, out, torch.full_like(out, -math.inf))
-
-
-def best_of_n_rate(score: torch.Tensor, hit: torch.Tensor, n: int) -> float:
-    """E[hit of the best-scored of a random n-subset of the pool] (exact, without replacement):
-    the sample of rank r is the best with probability C(m - r, n - 1) / C(m, n)."""
-    m = len(score)
-    order = torch.argsort(score, descending=True)
-    ranks = torch.arange(1, m + 1, dtype=torch.float64)
-    weights = torch.exp(log_comb(m - ranks, n - 1) - log_comb(torch.tensor(float(m)), n))
-    return float((weights * hit[order].double()).sum())
 
 
 def evaluations_to_match(score: torch.Tensor, hit: torch.Tensor, rate: float) -> int | None:

@@ -12,6 +12,7 @@ samples of that class, grouped by the judge); the judges say which.
 """
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -86,3 +87,21 @@ def markdown_table(rows: list[dict], columns: list[tuple[str, str, str]]) -> str
     sep = "|" + "|".join("---" for _ in columns) + "|"
     body = ["| " + " | ".join(format(r[k], f) if f else str(r[k]) for k, _, f in columns) + " |" for r in rows]
     return "\n".join([head, sep, *body])
+
+
+def log_comb(a: torch.Tensor, b: float) -> torch.Tensor:
+    """log C(a, b), elementwise; -inf where b > a."""
+    a = a.double()
+    out = torch.lgamma(a + 1) - math.lgamma(b + 1) - torch.lgamma((a - b).clamp(min=0) + 1)
+    return torch.where(a >= b, out, torch.full_like(out, -math.inf))
+
+
+def best_of_n_rate(score: torch.Tensor, hit: torch.Tensor, n: int) -> float:
+    """E[hit of the best-scored of a random n-subset of a pool] (exact, without replacement): the
+    sample of rank r (1 = best score) is the best of the subset with probability C(m - r, n - 1) / C(m, n).
+    score, hit: (M,) for one condition's pool of M prior samples."""
+    m = len(score)
+    order = torch.argsort(score, descending=True, stable=True)
+    ranks = torch.arange(1, m + 1, dtype=torch.float64)
+    weights = torch.exp(log_comb(m - ranks, n - 1) - log_comb(torch.tensor(float(m)), n))
+    return float((weights * hit[order].double()).sum())
