@@ -33,10 +33,10 @@ STAGES = ("build", "histogram", "train", "reference", "world")
 NUM_PAIRS = 20_000
 ROWS_PER_SHARD = 2_000
 BATCH_SIZE = 64  # G and f's batch in a shard task: 16-128 are on one plateau at 224 px (real_model_speed)
-LABEL_TRAINING = ["--epochs", "30", "--sample-labels", "--label-temperature", "0.5", "--hidden-dim", "256",
-                  "--num-blocks", "2", "--num-components", "10"]
-IMAGE_TRAINING = ["--epochs", "30", "--condition-column", "c_features", "--normalize-condition", "--hidden-dim", "256",
-                  "--num-blocks", "2", "--num-components", "10"]
+# The translators' hyper-parameters (TranslatorConfig and TrainConfig fields), as world.json records them.
+LABEL_TRAINING = {"epochs": 30, "sample_labels": True, "label_temperature": 0.5, "hidden_dim": 256, "num_blocks": 2,
+                  "num_components": 10}
+IMAGE_TRAINING = {"epochs": 30, "normalize_condition": True, "hidden_dim": 256, "num_blocks": 2, "num_components": 10}
 # The condition set, read off f's top-1 histogram over the pairs (histogram.json): classes a picture
 # of a face can show (what is worn or carried), from the four most frequent to ones G produces in
 # well under 1 % of its samples. Fish, dogs and apes that f also names are left out.
@@ -104,9 +104,11 @@ def main(argv: list[str] | None = None) -> int:
     common = ["--num-workers", str(args.num_workers), "--cpus-per-worker", str(args.cpus_per_worker),
               "--storage-path", str(work / "ray_results"), "--eval-conditions", "4", "--eval-steps", "5"]
     if "train" in stages:
-        for kind, extra in (("label", LABEL_TRAINING), ("image", IMAGE_TRAINING)):
+        for kind, hyper, column in (("label", LABEL_TRAINING, "c"), ("image", IMAGE_TRAINING, "c_features")):
+            config = work / f"translator-{kind}.json"
+            config.write_text(json.dumps(hyper, indent=1) + "\n")
             out = train_translator.run(["--dataset", dataset, "--name", f"faces-{kind}", "--export", str(work / f"translator-{kind}"),
-                                        *extra, *common])
+                                        "--config", str(config), "--condition-column", column, *common])
             print(f"[faces] {kind} translator: {out['model_name']} version {out['version']}", flush=True)
     if "reference" in stages or "world" in stages:
         from tron.judges import ClassifierJudge
@@ -127,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def write_world(work: Path, out: Path) -> None:
     from tron.components import component_fingerprint
+    from tron.training import TrainingRecipe
     from tron.world import WorldConfig
 
     hist = json.loads((work / "histogram.json").read_text())
@@ -145,8 +148,8 @@ def write_world(work: Path, out: Path) -> None:
         langevin=langevin,
         judge={"kind": "imagenet-classifier", "encoder": JUDGE, "second": SECOND_JUDGE,
                "classes": [c["class"] for c in hist["condition_set"]], "reference": "reference.json"},
-        training={"translator": {"hidden_dim": 256, "num_blocks": 2, "num_components": 10},
-                  "train": {"epochs": 30, "sample_labels": True, "label_temperature": 0.5}, "num_pairs": hist["samples"]},
+        training={"default": {**TrainingRecipe.flat(LABEL_TRAINING).to_dict(), "num_pairs": hist["samples"]},
+                  "image": {**TrainingRecipe.flat(IMAGE_TRAINING).to_dict(), "num_pairs": hist["samples"]}},
         fingerprints={"generator": component_fingerprint(GENERATOR, "generator"),
                       "encoder": component_fingerprint(ENCODER, "encoder")},
     ).save(out)
