@@ -181,3 +181,17 @@ def test_standardisation_lets_the_mixture_place_small_coordinates():
         s = model.sample(torch.eye(4).repeat(50, 1), torch.Generator().manual_seed(1))
         right[name] = float((torch.cdist(s[:, 2:], embed).argmin(1) == torch.arange(4).repeat(50)).float().mean())
     assert right["standardised"] > 0.85 and right["plain"] < 0.5, right  # chance: 0.25
+
+
+def test_class_balance_gives_rare_labels_the_weight_of_common_ones():
+    from tron.training import ClassBalance, top_k_labels
+
+    balance = ClassBalance(3)
+    c = torch.eye(3)[torch.tensor([0] * 90 + [1] * 9 + [2] * 1)]
+    w = balance(c)
+    total = torch.stack([w[:90].sum(), w[90:99].sum(), w[99:].sum()])
+    assert total[0] / total[1] < 1.5 and total[1] / total[0] < 1.5  # 90 common rows weigh about what 9 rare ones do
+    assert w[99] == 50.0 or total[2] > total[0] / 5  # the rarest is clipped at the limit
+    p = torch.tensor([[0.5, 0.3, 0.2], [0.15, 0.05, 0.8]])
+    assert torch.allclose(top_k_labels(p, 1), torch.tensor([[1.0, 0, 0], [0, 0, 1.0]]))
+    assert torch.allclose(top_k_labels(p, 2), torch.tensor([[0.625, 0.375, 0], [0.15 / 0.95, 0, 0.8 / 0.95]]))

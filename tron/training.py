@@ -43,6 +43,8 @@ class TrainConfig:
     #                               unit c, so the noise they get is cond_noise_std / condition_scale
     sample_labels: bool = False  # classifier c: train on one-hot labels y ~ c, so q learns p(z | y)
     label_temperature: float = 1.0  # with sample_labels: y ~ c^(1/T); T < 1 favours latents f is sure of
+    label_top_k: int = 0  # classifier c, without sample_labels: f's k likeliest classes, renormalised (1: argmax)
+    balance_classes: bool = False  # classifier c: weight each pair by 1 / (how often its label has come so far)
     val_fraction: float = 0.1  # held-out share of the pairs for validation loss
     grad_clip: float = 5.0  # max gradient norm
     seed: int = 0  # initial weights, split, shuffling and noise
@@ -124,6 +126,8 @@ def check_compatible(train: TrainConfig, translator: TranslatorConfig) -> None:
         raise ValueError(f"condition_scale must be > 0, got {train.condition_scale}")
     if not 0 <= train.val_fraction < 1:
         raise ValueError(f"val_fraction must be in [0, 1), got {train.val_fraction}")
+    if train.label_top_k < 0 or (train.label_top_k and train.sample_labels):
+        raise ValueError("label_top_k is >= 0, and an alternative to sample_labels (set one of them)")
 
 
 # ----------------------------------------------------------------------------- the split and the seeds
@@ -176,11 +180,34 @@ def sample_one_hot(c: torch.Tensor, rng: torch.Generator | None = None, temperat
     return torch.nn.functional.one_hot(y, c.shape[1]).to(c.dtype)
 
 
+def top_k_labels(c: torch.Tensor, k: int) -> torch.Tensor:
+    """f's k likeliest classes per row, renormalised; the rest 0. (B, K) -> (B, K)"""
+    top = c.topk(k, dim=1)
+    return torch.zeros_like(c).scatter_(1, top.indices, top.values / top.values.sum(1, keepdim=True).clamp_min(1e-12))
+
+
 def training_condition(c: torch.Tensor, config: TrainConfig, rng: torch.Generator | None = None) -> torch.Tensor:
-    """The condition the translator sees in a training step (label sampling, then noise)."""
+    """The condition the translator sees in a training step (label sampling or top-k, then noise)."""
     if config.sample_labels:
         c = sample_one_hot(c, rng, config.label_temperature)
+    elif config.label_top_k:
+        c = top_k_labels(c, config.label_top_k)
     return add_condition_noise(c, config.cond_noise_std / config.condition_scale, rng)
+
+
+class ClassBalance:
+    """Weights that give every label the same total weight: 1 / (K * the share of the mass it has had
+    in the conditions seen so far), clipped at `limit`. Counts start at one pair's worth per class."""
+
+    def __init__(self, num_classes: int, limit: float = 50.0) -> None:
+        self.counts = torch.ones(num_classes, dtype=torch.float64)
+        self.limit = limit
+
+    def __call__(self, c: torch.Tensor) -> torch.Tensor:  # (B, K) label distributions -> (B,) weights
+        self.counts += c.detach().double().sum(0).cpu()
+        share = (self.counts / self.counts.sum()).to(c.device, c.dtype)
+        per_class = (1.0 / (len(share) * share)).clamp(max=self.limit)  # (K,)
+        return c.detach() @ per_class
 
 
 # ----------------------------------------------------------------------------- the routine
@@ -192,8 +219,8 @@ class TranslatorLoss(torch.nn.Module):
         super().__init__()
         self.translator = translator
 
-    def forward(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        return self.translator.loss(z, c)
+    def forward(self, z: torch.Tensor, c: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+        return self.translator.loss(z, c, weight)
 
 
 def make_optimizer(model: torch.nn.Module, config: TrainConfig, total_steps: int):
@@ -222,6 +249,7 @@ class TranslatorFit:
         self.model, self.config = model, config
         self.loss_module = TranslatorLoss(model) if wrap is None else wrap(TranslatorLoss(model))
         self.opt, self.sched = make_optimizer(self.loss_module, config, steps_per_epoch * config.epochs)
+        self.balance = ClassBalance(model.config.cond_dim) if config.balance_classes else None
 
     @property
     def device(self) -> torch.device:
@@ -230,7 +258,8 @@ class TranslatorFit:
     def step(self, z: torch.Tensor, c: torch.Tensor, rng: torch.Generator | None = None) -> float:
         """One optimiser step on a batch; returns its mean loss."""
         self.loss_module.train()
-        loss = self.loss_module(z, training_condition(c, self.config, rng))
+        c = training_condition(c, self.config, rng)
+        loss = self.loss_module(z, c, self.balance(c) if self.balance is not None else None)
         if not torch.isfinite(loss):
             bad = "" if torch.isfinite(z).all() and torch.isfinite(c).all() else " (the batch holds non-finite pairs: rebuild the dataset)"
             raise FloatingPointError(f"training diverged: the loss is {float(loss)}{bad or '; lower the learning rate'}")
@@ -266,11 +295,16 @@ class TranslatorFit:
         return total, count
 
     def state_dict(self) -> dict:
-        return {"optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict()}
+        state = {"optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict()}
+        if self.balance is not None:
+            state["class_counts"] = self.balance.counts.clone()
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         self.opt.load_state_dict(state["optimizer"])
         self.sched.load_state_dict(state["scheduler"])
+        if self.balance is not None and "class_counts" in state:
+            self.balance.counts = state["class_counts"].double()
 
 
 def split_pairs(z: torch.Tensor, c: torch.Tensor, rows: np.ndarray, config: TrainConfig):

@@ -116,12 +116,15 @@ class Translator(nn.Module):
         means = self.means(h).view(b, self.config.num_components, self.config.latent_dim)
         return {"means": means, "logits": self.mix_logits(h), "log_std": self.log_std}
 
-    def loss(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        """Mean training loss: NLL per latent dimension (gmm) or MSE (mse)."""
+    def loss(self, z: torch.Tensor, c: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+        """Training loss, averaged over rows (weighted by `weight` (B,) when given): NLL per latent
+        dimension (gmm) or squared error (mse)."""
         out = self(c)
         if self.config.head == "mse":
-            return F.mse_loss(out["mean"], (z - self.z_mean) / self.z_std)
-        return -self.log_prob(z, out).mean() / self.config.latent_dim
+            per_row = (out["mean"] - (z - self.z_mean) / self.z_std).pow(2).mean(-1)
+        else:
+            per_row = -self.log_prob(z, out) / self.config.latent_dim
+        return per_row.mean() if weight is None else (weight * per_row).sum() / weight.sum()
 
     def log_prob(self, z: torch.Tensor, out: dict[str, torch.Tensor] | None = None, c: torch.Tensor | None = None) -> torch.Tensor:
         """log q(z | c) under the mixture (in z's own units: standardisation's Jacobian included). z (B, d) -> (B,)"""
