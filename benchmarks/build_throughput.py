@@ -33,7 +33,7 @@ def bare(generator: str, encoder: str, shards: int, rows: int, batch: int) -> fl
     from pipelines.build_dataset import make_identity
     from tron.components import load_encoder_spec, load_generator_spec
     from tron.dataset import generate_shard, write_shard_files
-    from tron.storage import resolve
+    from tron.storage import location
 
     torch.set_num_threads(1)
     args = argparse.Namespace(generator=generator, encoder=encoder, prior="normal", seed=0, rows_per_shard=rows,
@@ -44,7 +44,7 @@ def bare(generator: str, encoder: str, shards: int, rows: int, batch: int) -> fl
     t0 = time.perf_counter()
     for i in range(shards):
         data, check = generate_shard(g, f, identity, i, rows)
-        write_shard_files(resolve(out), i, data, check.sha256)
+        write_shard_files(location(out), i, data, check.sha256)
     seconds = time.perf_counter() - t0
     SHARDS_SEEN.setdefault(key(generator, encoder, shards, rows, batch, 0), read_shards(out, shards))
     shutil.rmtree(out)

@@ -160,12 +160,13 @@ def main(argv=None) -> None:
     from tron.evaluation import mean_pairwise_distance
     from tron.priors import parse_prior
     from tron.world import load_world
-    from tron.zoo.digits import fit_judge, load_digits_images
+    from tron.zoo.digits import load_digits_images
+    from tron.zoo.digits.judge import fit_svm
 
     size = QUICK if args.quick else DEFAULT
     started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     t_start = time.perf_counter()
-    judge, judge_acc = fit_judge(args.seed)
+    judge, judge_acc = fit_svm(args.seed)
     real_diversity = mean_pairwise_distance(load_digits_images()[0])
     rows, langevins, pairs_used = [], {}, {}
     for name, (priors, pairs) in WORLDS.items():

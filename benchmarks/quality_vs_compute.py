@@ -111,9 +111,10 @@ class ShapesTask:
 
     def __init__(self, world, world_dir: Path, size: Size, seed: int) -> None:
         from tron.zoo import shapes
+        from tron.zoo.shapes.judge import load_attribute_cnn
 
         self.S = shapes
-        self.judge = shapes.load_judge(world_dir / "judge")
+        self.judge = load_attribute_cnn(world_dir / "judge")
         gen = torch.Generator().manual_seed(1000 + seed)
         full, partial = shapes.full_prompt_set(), shapes.partial_prompt_set()
         pick_full = torch.randperm(len(full), generator=gen)[:size.full_prompts].tolist()
@@ -156,10 +157,11 @@ class DigitsTask:
 
     def __init__(self, world, world_dir: Path, size: Size, seed: int) -> None:
         from tron.evaluation import mean_pairwise_distance
-        from tron.zoo.digits import fit_judge, load_digits_images
+        from tron.zoo.digits import load_digits_images
+        from tron.zoo.digits.judge import fit_svm
 
         if DigitsTask._judge is None:
-            DigitsTask._judge = fit_judge()[0]
+            DigitsTask._judge = fit_svm()[0]
         self.judge = DigitsTask._judge
         self.labels = torch.arange(10)
         self.c = world.encoder.condition_from_labels(self.labels.tolist())  # (10, 10)
@@ -233,10 +235,10 @@ def run_method(method: Method, world, task, mse, size: Size, seed: int, adam_lr:
                langevin=None) -> list[dict]:
     from tron.baselines import AdamConfig, adam_dynamics, best_of_m
     from tron.langevin import langevin_dynamics
-    from tron.presets import resolve
+    from tron.presets import langevin_settings
 
     g = world.generator
-    langevin = resolve(method.langevin, langevin or world.langevin, g)
+    langevin = langevin_settings(method.langevin, langevin or world.langevin, g)
     index = torch.arange(len(task.c)).repeat_interleave(task.per_condition)  # (N,)
     c_rows = task.c[index]
     aug_e, plain_e = energy_fns(world, c_rows, langevin)
@@ -473,13 +475,14 @@ SWEEPABLE = ("std_scale", "step_size", "noise_std", "prior_weight")
 
 
 def sweep(args, size: Size) -> None:
-    from tron.world import load_world, resolve_world_path
+    from tron.world import load_world
+    from tron.world_config import locate_world
 
     method = next(m for m in METHODS if m.key == args.sweep_method)
     rows, t_start = [], time.perf_counter()
     for name in args.world or ["shapes"]:
         spec = f"zoo:{name}"
-        world, world_dir = load_world(spec), resolve_world_path(spec)
+        world, world_dir = load_world(spec), locate_world(spec)
         base = world.langevin
         if args.step_size is not None:
             base = replace(base, step_size=args.step_size)
@@ -495,9 +498,9 @@ def sweep(args, size: Size) -> None:
             settings = json.loads(values) if param == "langevin" else [float(v) for v in values.split(",")]
             for value in settings:
                 if param == "langevin":
-                    from tron.presets import resolve
+                    from tron.presets import langevin_settings
 
-                    langevin, scale = resolve(value, base, world.generator), base_scale
+                    langevin, scale = langevin_settings(value, base, world.generator), base_scale
                     value = json.dumps(value, separators=(",", ":"))
                 else:
                     langevin = replace(base, **{param: value}) if param != "std_scale" else base
@@ -557,7 +560,8 @@ def main(argv=None) -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    from tron.world import load_world, resolve_world_path
+    from tron.world import load_world
+    from tron.world_config import locate_world
 
     size = QUICK if args.quick else DEFAULT
     overrides = {"seeds": args.seeds and tuple(int(s) for s in args.seeds.split(",")),
@@ -576,7 +580,7 @@ def main(argv=None) -> None:
     rows, settings = [], {}
     for name in args.world or ["shapes", "digits"]:
         spec = f"zoo:{name}"
-        world, world_dir = load_world(spec), resolve_world_path(spec)
+        world, world_dir = load_world(spec), locate_world(spec)
         langevin = world.langevin
         if args.step_size is not None:
             langevin = replace(langevin, step_size=args.step_size)

@@ -247,7 +247,7 @@ def main(argv=None) -> None:
     world = load_world(args.world)
     judge = load_judge(world)
     steps = tuple(int(s) for s in args.steps.split(","))
-    faces = judge.name == "imagenet-classifier"
+    faces = world.config.judge["kind"] == "imagenet-classifier"
     pool_size, batch = args.pool or (1024 if faces else 512), args.batch or (16 if faces else 256)
     n, limit = args.n, args.limit
     if args.quick:

@@ -13,8 +13,13 @@ import sys
 import time
 from dataclasses import asdict
 
+import torch
+
+from tron.allocator import keep_freed_memory
+from tron.arguments import Parser
+from tron.captioners import CAPTION_COLUMN
+from tron.components import component_fingerprint, load_captioner_spec, load_encoder_spec, load_generator_spec
 from tron.dataset import (
-    DatasetError,
     DatasetIdentity,
     ShardCheck,
     check_shard,
@@ -25,17 +30,19 @@ from tron.dataset import (
     write_manifest,
     write_shard_files,
 )
-from tron.errors import TronError
+from tron.encoders import FEATURES
+from tron.errors import DatasetError, TronError, one_line
+from tron.pairs import CaptionEmbeddings, column_name, condition_scale
 from tron.priors import parse_prior
-from tron.storage import resolve
+from tron.storage import location
 
 if __package__ in (None, ""):  # run as a script: python pipelines/build_dataset.py
     sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent.parent))
-from pipelines.common import ArgumentParser, check_s3_bucket, code_version, init_ray, mlflow_run, run_main  # noqa: E402
+from pipelines.common import check_s3_bucket, code_version, init_ray, mlflow_run, run_main  # noqa: E402
 
 
-def build_parser() -> ArgumentParser:
-    p = ArgumentParser(prog="build_dataset.py", description=__doc__.split("\n\n")[0])
+def build_parser() -> Parser:
+    p = Parser(prog="build_dataset.py", description=__doc__.split("\n\n")[0])
     p.add_argument("--generator", default="zoo:digits", help="generator spec: zoo:NAME or a checkpoint directory")
     p.add_argument("--encoder", default=None, help="encoder spec (default: same as --generator)")
     p.add_argument("--prior", default="normal", help="normal | truncated-normal[:BOUND] | hubness:k=5,t=50,m=10000")
@@ -67,35 +74,24 @@ def build_parser() -> ArgumentParser:
 @functools.lru_cache(maxsize=4)
 def _load_components(generator: str, encoder: str, captioner: str, device: str):
     """Once per worker process: Ray reuses workers across tasks."""
-    from tron.components import load_captioner_spec, load_encoder_spec, load_generator_spec
-
     g, f = load_generator_spec(generator, device), load_encoder_spec(encoder, device)
     return g, f, load_captioner_spec(captioner, f, device) if captioner else None
 
 
 def write_shard(uri: str, identity_dict: dict, index: int, rows: int, num_cpus: float, use_gpu: bool) -> ShardCheck:
     """The Ray task: generate one shard and make it visible atomically."""
-    import torch
-
-    from tron.allocator import keep_freed_memory
-
     torch.set_num_threads(max(1, int(num_cpus)))  # fixed thread count: reproducible float reductions
     keep_freed_memory()  # the worker reuses its batches' memory: 2x pairs/s through a 224 px f
     device = "cuda" if use_gpu and torch.cuda.is_available() else "cpu"
     identity = DatasetIdentity(**identity_dict)
     generator, encoder, captioner = _load_components(identity.generator, identity.encoder, identity.captioner, device)
     data, check = generate_shard(generator, encoder, identity, index, rows, captioner)
-    write_shard_files(resolve(uri), index, data, check.sha256)
+    write_shard_files(location(uri), index, data, check.sha256)
     return check
 
 
 def make_identity(args) -> tuple[DatasetIdentity, float]:
     """The dataset's identity, and the raw scale of f's embeddings (for TR0N's condition noise)."""
-    from tron.captioners import CAPTION_COLUMN
-    from tron.components import component_fingerprint, load_captioner_spec, load_encoder_spec, load_generator_spec
-    from tron.encoders import FEATURES
-    from tron.pairs import column_name, condition_scale
-
     g, f = load_generator_spec(args.generator), load_encoder_spec(args.encoder)
     extra = {}
     if args.features:
@@ -104,9 +100,7 @@ def make_identity(args) -> tuple[DatasetIdentity, float]:
         extra[column_name(FEATURES)] = f.space_dim(FEATURES)
     captioner = {}
     if args.captioner:
-        if "text" not in f.condition_kinds:
-            raise DatasetError(f"--captioner: the captions are embedded with f's text tower, and the encoder {args.encoder} "
-                               "takes no text")
+        CaptionEmbeddings(f)  # f embeds the captions: it must take text
         load_captioner_spec(args.captioner, f)  # a one-line error here, not in every shard task
         extra[CAPTION_COLUMN] = f.embed_dim
         captioner = {"captioner": args.captioner, "captioner_fingerprint": component_fingerprint(args.captioner, "captioner")}
@@ -155,7 +149,7 @@ def run(argv: list[str] | None = None) -> dict:
     if args.num_cpus <= 0 or args.num_gpus < 0:
         raise DatasetError("--num-cpus must be > 0 and --num-gpus >= 0")
     check_s3_bucket(args.out)
-    loc = resolve(args.out)
+    loc = location(args.out)
     identity, scale = make_identity(args)
     plan = plan_shards(args.num_pairs, args.rows_per_shard)
     checks = existing_shards(loc, identity, plan)
@@ -225,9 +219,8 @@ def run_shards_with_actors(args, uri: str, identity: DatasetIdentity, plan: list
                 written += int(rows)
             finished = sum(c.status == "ok" for c in checks.values())
             print(f"[build] shards {finished}/{len(plan)} done, {rate_text(written / (time.perf_counter() - t0))}", flush=True)
-    except ray.exceptions.RayTaskError as exc:
-        lines = [line for line in str(exc.cause or exc).strip().splitlines() if line.strip()]
-        raise DatasetError(lines[-1] if lines else "a shard failed") from None
+    except ray.exceptions.RayTaskError as exc:  # the cause is the last line of the remote traceback
+        raise DatasetError(one_line(exc.cause or exc, last=True)) from None
     return written
 
 
@@ -259,8 +252,7 @@ def run_shards(args, uri: str, identity: DatasetIdentity, plan: list[int], todo:
                 cause = exc.cause if isinstance(exc.cause, Exception) else exc
                 if isinstance(cause, TronError):
                     raise type(cause)(str(cause)) from None
-                lines = [line for line in str(cause).strip().splitlines() if line.strip()]
-                raise DatasetError(f"shard {index} failed: {lines[-1] if lines else type(cause).__name__}") from None
+                raise DatasetError(f"shard {index} failed: {one_line(cause, last=True)}") from None
             checks[check.index] = check
             written += check.rows
             elapsed = time.perf_counter() - t0

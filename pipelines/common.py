@@ -1,7 +1,7 @@
-"""Shared plumbing for the pipeline entrypoints: argument errors, Ray start-up, MLflow runs, S3 checks."""
+"""Shared plumbing for the pipeline entrypoints: errors in one line, Ray start-up, MLflow runs, S3 checks
+(their argument parser is tron.arguments.Parser, the tron command's)."""
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
 import sys
@@ -13,21 +13,6 @@ from typing import Any
 from tron.errors import TronError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-class ArgumentParser(argparse.ArgumentParser):
-    """One-line usage errors with exit code 2; `type=float` arguments must be finite (as in the
-    tron CLI: 'nan', 'inf' and numbers that overflow are refused)."""
-
-    def add_argument(self, *args, **kwargs):
-        if kwargs.get("type") is float:
-            from tron.cli import finite_float
-
-            kwargs["type"] = finite_float
-        return super().add_argument(*args, **kwargs)
-
-    def error(self, message: str) -> None:
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
 def run_main(main_fn, argv: list[str] | None, prog: str) -> int:

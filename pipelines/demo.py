@@ -11,6 +11,7 @@ up to date, so only the sampling runs again.
 """
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -18,8 +19,16 @@ from pathlib import Path
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from pipelines.common import ArgumentParser, init_ray, run_main  # noqa: E402
+from pipelines import retrain  # noqa: E402
+from pipelines.common import init_ray, run_main  # noqa: E402
+from pipelines.logs import quiet_loggers, verbose  # noqa: E402
+from pipelines.train_translator import registered_model_name  # noqa: E402
+from tron import conditions  # noqa: E402
+from tron.arguments import Parser  # noqa: E402
 from tron.errors import TronError  # noqa: E402
+from tron.images import save_grid  # noqa: E402
+from tron.uris import local_dir  # noqa: E402
+from tron.world import load_world  # noqa: E402
 
 # The prompts the shapes champion draws into outputs/shapes_champion.png (one row each).
 PROMPTS = [
@@ -34,8 +43,8 @@ PROMPTS = [
 FACE_CLASSES = ["Windsor tie", "academic gown", "sunglass", "bathing cap"]
 
 
-def build_parser() -> ArgumentParser:
-    p = ArgumentParser(prog="demo.py", description=__doc__.split("\n\n")[0])
+def build_parser() -> Parser:
+    p = Parser(prog="demo.py", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default="outputs", help="folder for data, checkpoints, state and grids")
     p.add_argument("--num-pairs", type=int, default=50_000, help="pairs per world")
     p.add_argument("--epochs", type=int, default=10)
@@ -65,21 +74,14 @@ def pair_configs(worlds: list[str], num_pairs: int, epochs: int, out: Path) -> l
 
 def champion_grid(world_name: str, out: Path) -> tuple[str, Path | None]:
     """Sample the registered champion into a PNG grid: every digit, or the shapes prompts."""
-    from pipelines.train_translator import registered_model_name
-    from tron.images import save_grid
-    from tron.uris import resolve_local_dir
-    from tron.world import load_world
-
     spec = f"zoo:{world_name}"
     uri = f"models:/{registered_model_name(spec, spec)}@champion"
     try:
-        translator_dir = resolve_local_dir(uri)
+        translator_dir = local_dir(uri)
     except Exception as exc:  # no champion: the gate rejected every candidate so far
         print(f"[demo] {world_name}: no champion to sample from ({exc}); see the gate's reasons above", file=sys.stderr)
         return uri, None
     w = load_world(spec, translator=translator_dir)
-    from tron import conditions
-
     if world_name == "digits":
         cond, rows = conditions.from_labels(w.encoder, list(range(10))), 10
     else:
@@ -98,10 +100,6 @@ def champion_grid(world_name: str, out: Path) -> tuple[str, Path | None]:
 def faces_grid(out: Path, per_class: int) -> Path:
     """The shipped zoo:faces world (its translator made by the real pipeline, G and f from their
     packages), sampled at its default settings: FACE_CLASSES as rows."""
-    from tron import conditions
-    from tron.images import save_grid
-    from tron.world import load_world
-
     w = load_world("zoo:faces")
     cond = conditions.from_labels(w.encoder, FACE_CLASSES)
     res = w.sampler(cond.kind).sample(cond.c, per_class, w.langevin, seed=0)
@@ -111,17 +109,11 @@ def faces_grid(out: Path, per_class: int) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import json
-
     import mlflow
-
-    from pipelines import retrain
 
     args = build_parser().parse_args(argv)
     if args.verbose:
         os.environ["TRON_VERBOSE"] = "1"
-    from pipelines.logs import quiet_loggers, verbose
-
     if not verbose():
         quiet_loggers()
     out = Path(args.out).resolve()

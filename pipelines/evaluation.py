@@ -10,6 +10,18 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
+from tron import conditions
+from tron.components import component_fingerprint, load_encoder_spec, load_generator_spec
+from tron.dataset import table_column
+from tron.images import save_grid
+from tron.judges import load_judge
+from tron.pairs import column_name
+from tron.translator import load_translator
+from tron.world import World, check_translator_fits
+from tron.world_config import DEFAULT, WorldConfig, is_world, locate_world
+
 
 @dataclass
 class EvalBudget:
@@ -27,18 +39,12 @@ def fixed_conditions(world, dataset=None, count: int = 16, kind: str | None = No
     """A fixed condition set for any world (tron.conditions.Condition): `count` classes spread
     evenly over a classifier's; otherwise the encoder's evaluation prompts, or f's outputs on the
     first rows of the dataset (for `kind` "image": its image-condition column)."""
-    import torch
-
-    from tron import conditions
-
     encoder = world.encoder
     if kind == "image":
         space = conditions.space_of(encoder, "image")
-        column = "c" if space == "main" else f"c_{space}"
+        column = column_name(space)
         if dataset is None:
             raise ValueError("no fixed image conditions: give a dataset")
-        from tron.dataset import table_column
-
         c = torch.from_numpy(table_column(dataset.read_shard(0), column)[:count].copy())
         return conditions.Condition(torch.nn.functional.normalize(c, dim=-1), "image", space, "dataset image conditions")
     if "label" in encoder.condition_kinds:
@@ -58,13 +64,9 @@ def fixed_conditions(world, dataset=None, count: int = 16, kind: str | None = No
 def world_for(generator_spec: str, encoder_spec: str, translator_dir: str | Path, kind: str | None = None):
     """A World of G, f and the translator (for conditions of `kind`, default the main one); with the
     world's settings and judge when G and f come from one world (zoo:NAME or a world directory)."""
-    from tron.components import component_fingerprint, load_encoder_spec, load_generator_spec
-    from tron.translator import load_translator
-    from tron.world import DEFAULT, WORLD_FILE, World, WorldConfig, check_translator_fits, resolve_world_path
-
     config, path = None, None
-    if generator_spec == encoder_spec and (generator_spec.startswith("zoo:") or (Path(generator_spec) / WORLD_FILE).is_file()):
-        path = resolve_world_path(generator_spec)
+    if generator_spec == encoder_spec and is_world(generator_spec):
+        path = locate_world(generator_spec)
         config = WorldConfig.load(path)
     g, f = load_generator_spec(generator_spec), load_encoder_spec(encoder_spec)
     translator = load_translator(translator_dir)
@@ -81,9 +83,6 @@ def evaluate_translator(generator_spec: str, encoder_spec: str, translator_dir: 
     """Energies at T=0 and after Langevin on a fixed condition set, plus judged accuracy where the
     world has a judge; optionally writes a PNG grid. Bounded by `budget`. `kind` "image": the
     translator is the image-condition one."""
-    from tron.images import save_grid
-    from tron.judges import load_judge
-
     budget = budget or EvalBudget()
     deadline = time.perf_counter() + budget.seconds
     world = world_for(generator_spec, encoder_spec, translator_dir, kind)
@@ -104,8 +103,6 @@ def evaluate_translator(generator_spec: str, encoder_spec: str, translator_dir: 
             images.append(res.images)
         if not energies:
             break
-        import torch
-
         e = torch.cat(energies)
         summary[f"energy_mean_T{t}"] = float(e.mean())
         summary[f"energy_std_T{t}"] = float(e.std()) if len(e) > 1 else 0.0

@@ -25,22 +25,52 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
+from tron.arguments import Parser, duration
+from tron.components import component_fingerprint
+from tron.dataset import open_dataset
 from tron.errors import TronError
+from tron.files import atomic_write
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from pipelines.common import ArgumentParser, run_main  # noqa: E402
+from pipelines import build_dataset, train_translator  # noqa: E402
+from pipelines.common import run_main  # noqa: E402
+from pipelines.evaluation import evaluate_translator, fixed_conditions, world_for  # noqa: E402
 
 CHAMPION = "champion"
-STEPS = ("build", "train", "evaluate", "promote")
 
 
 @dataclass
 class Gate:
+    """The promotion gate: what a candidate's quick evaluation must show to become the champion."""
+
     min_judged_accuracy: float = 0.9  # zoo worlds with a judge (digits)
     energy_margin: float = 0.05  # candidate's mean final energy may exceed the champion's by at most this
     max_final_energy: float | None = None  # optional absolute bound on the mean final energy
+
+    def verdict(self, candidate: dict, champion: dict | None) -> tuple[bool, list[str]]:
+        """Every configured threshold must hold; returns (passed, one reason per check)."""
+        ok, reasons = True, []
+        if "judged_accuracy" in candidate:
+            passed = candidate["judged_accuracy"] >= self.min_judged_accuracy
+            ok &= passed
+            reasons.append(f"judged accuracy {candidate['judged_accuracy']:.3f} {'>=' if passed else '<'} {self.min_judged_accuracy}")
+        energy = candidate["energy_mean_final"]
+        if champion is not None:
+            limit = champion["energy_mean_final"] + self.energy_margin
+            passed = energy <= limit
+            ok &= passed
+            reasons.append(f"mean final energy {energy:.4f} {'<=' if passed else '>'} champion's "
+                           f"{champion['energy_mean_final']:.4f} + {self.energy_margin}")
+        if self.max_final_energy is not None:
+            passed = energy <= self.max_final_energy
+            ok &= passed
+            reasons.append(f"mean final energy {energy:.4f} {'<=' if passed else '>'} {self.max_final_energy}")
+        if not reasons:
+            reasons.append(f"mean final energy {energy:.4f} (no threshold configured)")
+        return ok, reasons
 
 
 @dataclass
@@ -61,8 +91,8 @@ class PairConfig:
             self.gate = Gate(**self.gate)
 
 
-def build_parser() -> ArgumentParser:
-    p = ArgumentParser(prog="retrain.py", description=__doc__.split("\n\n")[0])
+def build_parser() -> Parser:
+    p = Parser(prog="retrain.py", description=__doc__.split("\n\n")[0])
     p.add_argument("--config", help='JSON: {"pairs": [{"generator": ..., "encoder": ..., ...}], "data_root": ..., "state_dir": ...}')
     p.add_argument("--generator", help="a single pair's generator (instead of --config)")
     p.add_argument("--encoder", help="a single pair's encoder (default: --generator)")
@@ -77,24 +107,10 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--cpus-per-worker", type=float, default=1.0)
     p.add_argument("--tracking-uri", default=None)
     p.add_argument("--address", default=None, help="Ray address (default: RAY_ADDRESS, else a local Ray)")
-    p.add_argument("--every", type=parse_duration, default=None,
+    p.add_argument("--every", type=duration, default=None,
                    help="keep watching: run again every DURATION (e.g. 90s, 30m, 6h, 1d)")
     p.add_argument("--times", type=int, default=None, help="with --every: stop after this many runs")
     return p
-
-
-def parse_duration(text: str) -> float:
-    """'90s', '30m', '6h', '1d' or plain seconds -> seconds."""
-    import argparse
-
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    try:
-        value = float(text[:-1]) * units[text[-1]] if text and text[-1] in units else float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a duration like 90s, 30m, 6h or 1d, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"the duration must be positive, got {text!r}")
-    return value
 
 
 def load_pairs(args) -> tuple[list[PairConfig], str, Path]:
@@ -131,12 +147,7 @@ class StepLog:
 
     def record(self, step: str, output: dict) -> None:
         self.data[step] = {**output, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(self.data, indent=2, sort_keys=True) + "\n")
-        os.replace(tmp, self.path)
-        if os.environ.get("TRON_RETRAIN_DIE_AFTER") == step:  # fault injection for tests: die like a killed job
-            os._exit(137)
+        atomic_write(self.path, json.dumps(self.data, indent=2, sort_keys=True) + "\n")
 
 
 class LockHeld(TronError):
@@ -192,11 +203,9 @@ def champion_version(client, model_name: str):
 
 
 def retrain_pair(pair: PairConfig, data_root: str, state_dir: Path, args) -> dict:
+    """Compare the champion's fingerprints with G's and f's now; when they differ (or --force), run
+    the workflow under the pair's lock."""
     import mlflow
-
-    from pipelines import build_dataset, train_translator
-    from pipelines.evaluation import evaluate_translator, fixed_conditions, world_for
-    from tron.components import component_fingerprint
 
     fps = {"generator": component_fingerprint(pair.generator, "generator"),
            "encoder": component_fingerprint(pair.encoder, "encoder")}
@@ -212,98 +221,112 @@ def retrain_pair(pair: PairConfig, data_root: str, state_dir: Path, args) -> dic
     why = "forced" if current else ("no champion yet" if champion is None else changed_parts(champion, fps))
     key = hashlib.sha256(json.dumps({"pair": asdict(pair), "fingerprints": fps}, sort_keys=True).encode()).hexdigest()[:12]
     print(f"[retrain] {model_name}: retraining ({why}); workflow {key}", flush=True)
-
     with pair_lock(state_dir / f"{model_name}.lock"):
-        attempt = 1
-        while (state_dir / f"{model_name}-{key}-{attempt + 1}.json").exists():
-            attempt += 1
-        log = StepLog(state_dir / f"{model_name}-{key}-{attempt}.json")
-        if log.done("promote") and args.force:  # a finished workflow: --force starts a new attempt
-            attempt += 1
-            log = StepLog(state_dir / f"{model_name}-{key}-{attempt}.json")
-        elif log.done("promote"):
+        log, attempt = step_log(state_dir, model_name, key, args.force)
+        if log.done("promote"):
             done = log.done("promote")
             print(f"[retrain] {model_name}: workflow {key} already finished ({done['status']} version {done['version']}: "
                   f"{'; '.join(done['reasons'])}); --force to try again", flush=True)
             return {"model": model_name, **done}
-        dataset_uri = f"{data_root.rstrip('/')}/{model_name}/{key}"
-        if not log.done("build"):
-            manifest = build_dataset.run(["--generator", pair.generator, "--encoder", pair.encoder, "--prior", pair.prior,
-                                          "--num-pairs", str(pair.num_pairs), "--rows-per-shard", str(pair.rows_per_shard),
-                                          "--seed", str(pair.seed), "--out", dataset_uri,
-                                          *(["--address", args.address] if args.address else [])])
-            log.record("build", {"dataset_uri": dataset_uri, "fingerprints": manifest["fingerprints"]})
-        else:
-            print(f"[retrain] build: done earlier ({log.done('build')['dataset_uri']})", flush=True)
-        if not log.done("train"):
-            out = train_translator.run(["--dataset", dataset_uri, "--name", f"{model_name}-{key}-{attempt}",
-                                        "--export", str(state_dir / "translators" / f"{model_name}-{key}-{attempt}"),
-                                        "--registered-model", model_name, "--num-workers", str(args.num_workers),
-                                        "--cpus-per-worker", str(args.cpus_per_worker), *pair.train_args,
-                                        *(["--address", args.address] if args.address else [])])
-            log.record("train", {k: out[k] for k in ("run_id", "version", "export_dir")})
-        else:
-            print(f"[retrain] train: done earlier (version {log.done('train')['version']})", flush=True)
-        train = log.done("train")
-        if log.done("evaluate"):
-            print("[retrain] evaluate: done earlier", flush=True)
-        else:
-            from tron.dataset import open_dataset
+        workflow = Workflow(pair, args, client, model_name, f"{model_name}-{key}-{attempt}", champion if current else None,
+                            log, state_dir)
+        workflow.build(f"{data_root.rstrip('/')}/{model_name}/{key}")
+        workflow.train()
+        workflow.evaluate()
+        return {"model": model_name, **workflow.promote(champion)}
 
-            dataset = open_dataset(dataset_uri, verify=False)
-            conditions = fixed_conditions(world_for(pair.generator, pair.encoder, train["export_dir"]), dataset)
-            candidate = evaluate_translator(pair.generator, pair.encoder, train["export_dir"], seed=0, conditions=conditions)
-            baseline = None
-            if champion is not None and current:  # a stale champion cannot be scored with the new f
-                local = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{model_name}/{champion.version}")
-                baseline = evaluate_translator(pair.generator, pair.encoder, local, seed=0, conditions=conditions)
-            verdict, reasons = judge(pair.gate, candidate, baseline)
-            log.record("evaluate", {"candidate": candidate, "champion": baseline, "passed": verdict, "reasons": reasons})
-            client.set_model_version_tag(model_name, train["version"], "gate", "passed" if verdict else "failed")
-            for k, v in candidate.items():
-                client.set_model_version_tag(model_name, train["version"], f"eval.{k}", f"{v:.6g}")
-        evaluation = log.done("evaluate")
+
+def step_log(state_dir: Path, model_name: str, key: str, force: bool) -> tuple[StepLog, int]:
+    """The state file of the workflow's latest attempt (a finished one: a new attempt with --force)."""
+    attempt = 1
+    while (state_dir / f"{model_name}-{key}-{attempt + 1}.json").exists():
+        attempt += 1
+    log = StepLog(state_dir / f"{model_name}-{key}-{attempt}.json")
+    if log.done("promote") and force:
+        attempt += 1
+        log = StepLog(state_dir / f"{model_name}-{key}-{attempt}.json")
+    return log, attempt
+
+
+@dataclass
+class Workflow:
+    """The steps of one attempt, build -> train -> evaluate -> promote; each skips itself when the
+    state file records it done, and records its output when it finishes."""
+
+    pair: PairConfig
+    args: Any
+    client: Any  # mlflow.MlflowClient
+    model_name: str
+    run_name: str  # the attempt's name: its training run and exported translator
+    champion: Any  # the champion's model version when it fits G and f now (scored as the baseline), else None
+    log: StepLog
+    state_dir: Path
+
+    def _address(self) -> list[str]:
+        return ["--address", self.args.address] if self.args.address else []
+
+    def build(self, dataset_uri: str) -> None:
+        if self.log.done("build"):
+            print(f"[retrain] build: done earlier ({self.log.done('build')['dataset_uri']})", flush=True)
+            return
+        p = self.pair
+        manifest = build_dataset.run(["--generator", p.generator, "--encoder", p.encoder, "--prior", p.prior,
+                                      "--num-pairs", str(p.num_pairs), "--rows-per-shard", str(p.rows_per_shard),
+                                      "--seed", str(p.seed), "--out", dataset_uri, *self._address()])
+        self.log.record("build", {"dataset_uri": dataset_uri, "fingerprints": manifest["fingerprints"]})
+
+    def train(self) -> None:
+        if self.log.done("train"):
+            print(f"[retrain] train: done earlier (version {self.log.done('train')['version']})", flush=True)
+            return
+        out = train_translator.run(["--dataset", self.log.done("build")["dataset_uri"], "--name", self.run_name,
+                                    "--export", str(self.state_dir / "translators" / self.run_name),
+                                    "--registered-model", self.model_name, "--num-workers", str(self.args.num_workers),
+                                    "--cpus-per-worker", str(self.args.cpus_per_worker), *self.pair.train_args,
+                                    *self._address()])
+        self.log.record("train", {k: out[k] for k in ("run_id", "version", "export_dir")})
+
+    def evaluate(self) -> None:
+        """Score the candidate (and the champion, when it fits G and f now) on one fixed condition set."""
+        import mlflow
+
+        if self.log.done("evaluate"):
+            print("[retrain] evaluate: done earlier", flush=True)
+            return
+        p, train = self.pair, self.log.done("train")
+        dataset = open_dataset(self.log.done("build")["dataset_uri"], verify=False)
+        conditions = fixed_conditions(world_for(p.generator, p.encoder, train["export_dir"]), dataset)
+        candidate = evaluate_translator(p.generator, p.encoder, train["export_dir"], seed=0, conditions=conditions)
+        baseline = None
+        if self.champion is not None:  # a stale champion cannot be scored with the new f
+            local = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{self.model_name}/{self.champion.version}")
+            baseline = evaluate_translator(p.generator, p.encoder, local, seed=0, conditions=conditions)
+        passed, reasons = p.gate.verdict(candidate, baseline)
+        self.log.record("evaluate", {"candidate": candidate, "champion": baseline, "passed": passed, "reasons": reasons})
+        self.client.set_model_version_tag(self.model_name, train["version"], "gate", "passed" if passed else "failed")
+        for k, v in candidate.items():
+            self.client.set_model_version_tag(self.model_name, train["version"], f"eval.{k}", f"{v:.6g}")
+
+    def promote(self, champion) -> dict:
+        """Move the champion alias to the candidate if it passed the gate; `champion`: the version it names now."""
+        version, evaluation = self.log.done("train")["version"], self.log.done("evaluate")
+        reasons = "; ".join(evaluation["reasons"])
         if evaluation["passed"]:
-            client.set_registered_model_alias(model_name, CHAMPION, train["version"])
-            result = {"status": "promoted", "version": train["version"], "reasons": evaluation["reasons"]}
-            print(f"[retrain] {model_name}: promoted version {train['version']} to '{CHAMPION}' "
-                  f"({'; '.join(evaluation['reasons'])})", flush=True)
+            self.client.set_registered_model_alias(self.model_name, CHAMPION, version)
+            result = {"status": "promoted", "version": version, "reasons": evaluation["reasons"]}
+            print(f"[retrain] {self.model_name}: promoted version {version} to '{CHAMPION}' ({reasons})", flush=True)
         else:
             kept = f"version {champion.version} stays champion" if champion is not None else "no champion"
-            result = {"status": "rejected", "version": train["version"], "reasons": evaluation["reasons"]}
-            print(f"[retrain] {model_name}: candidate version {train['version']} failed the gate "
-                  f"({'; '.join(evaluation['reasons'])}); {kept}", flush=True)
-        log.record("promote", result)
-        return {"model": model_name, **result}
+            result = {"status": "rejected", "version": version, "reasons": evaluation["reasons"]}
+            print(f"[retrain] {self.model_name}: candidate version {version} failed the gate ({reasons}); {kept}", flush=True)
+        self.log.record("promote", result)
+        return result
 
 
 def changed_parts(champion, fps: dict) -> str:
     parts = [f"{p} changed ({champion.tags.get(p + '_fingerprint')} -> {fps[p]})" for p in ("generator", "encoder")
              if champion.tags.get(p + "_fingerprint") != fps[p]]
     return ", ".join(parts)
-
-
-def judge(gate: Gate, candidate: dict, champion: dict | None) -> tuple[bool, list[str]]:
-    """Every configured threshold must hold; returns (passed, one reason per check)."""
-    ok, reasons = True, []
-    if "judged_accuracy" in candidate:
-        passed = candidate["judged_accuracy"] >= gate.min_judged_accuracy
-        ok &= passed
-        reasons.append(f"judged accuracy {candidate['judged_accuracy']:.3f} {'>=' if passed else '<'} {gate.min_judged_accuracy}")
-    energy = candidate["energy_mean_final"]
-    if champion is not None:
-        limit = champion["energy_mean_final"] + gate.energy_margin
-        passed = energy <= limit
-        ok &= passed
-        reasons.append(f"mean final energy {energy:.4f} {'<=' if passed else '>'} champion's "
-                       f"{champion['energy_mean_final']:.4f} + {gate.energy_margin}")
-    if gate.max_final_energy is not None:
-        passed = energy <= gate.max_final_energy
-        ok &= passed
-        reasons.append(f"mean final energy {energy:.4f} {'<=' if passed else '>'} {gate.max_final_energy}")
-    if not reasons:
-        reasons.append(f"mean final energy {energy:.4f} (no threshold configured)")
-    return ok, reasons
 
 
 def main(argv: list[str] | None = None) -> int:

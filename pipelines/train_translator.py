@@ -20,22 +20,25 @@ from pathlib import Path
 
 import numpy as np
 
-from tron.dataset import PairDataset, open_dataset
-from tron.errors import TronError
+from tron.arguments import Parser
+from tron.captioners import CAPTION_COLUMN
+from tron.dataset import PairDataset, open_dataset, table_column
+from tron.errors import TronError, one_line
+from tron.storage import exists, location, read_bytes, write_bytes_atomic
 from tron.training import MODEL_FIELDS, TRAIN_FIELDS, TrainConfig, TrainingRecipe, is_validation_row
 from tron.translator import TranslatorConfig
-from tron.world import WORLD_FILE, WorldConfig, resolve_world_path
+from tron.world_config import WorldConfig, is_world, locate_world
 
 if __package__ in (None, ""):  # run as a script: python pipelines/train_translator.py
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from pipelines.common import ArgumentParser, init_ray, mlflow_run, run_main  # noqa: E402
+from pipelines.common import init_ray, mlflow_run, run_main  # noqa: E402
 from pipelines.evaluation import evaluate_translator  # noqa: E402
 
 CANDIDATE = "candidate"
 
 
-def build_parser() -> ArgumentParser:
-    p = ArgumentParser(prog="train_translator.py", description=__doc__.split("\n\n")[0])
+def build_parser() -> Parser:
+    p = Parser(prog="train_translator.py", description=__doc__.split("\n\n")[0])
     p.add_argument("--dataset", required=True, help="dataset URI (local directory or s3://...) with a manifest")
     p.add_argument("--config", help="JSON file of hyperparameters (translator and training fields); flags override it")
     for name, kind in hyperparameter_types().items():
@@ -115,9 +118,9 @@ def world_recipe(dataset: PairDataset, kind: str) -> TrainingRecipe:
     """The training recipe of the world that G and f come from (world.json's "training" for this
     kind of translator), or an empty one."""
     spec = dataset.identity.generator
-    if spec != dataset.identity.encoder or not (spec.startswith("zoo:") or (Path(spec) / WORLD_FILE).is_file()):
+    if spec != dataset.identity.encoder or not is_world(spec):
         return TrainingRecipe()
-    return WorldConfig.load(resolve_world_path(spec)).training_recipe(kind) or TrainingRecipe()
+    return WorldConfig.load(locate_world(spec)).training_recipe(kind) or TrainingRecipe()
 
 
 def hyperparameters(args, dataset: PairDataset) -> tuple[TranslatorConfig, TrainConfig]:
@@ -253,8 +256,6 @@ def read_split(dataset: PairDataset, val_fraction: float, seed: int, column: str
     import pyarrow.parquet as pq
     import ray.data
 
-    from tron.dataset import table_column
-
     fs = dataset.location.fs
 
     def read(batch: dict, want_val: bool) -> dict:
@@ -280,17 +281,13 @@ def read_split(dataset: PairDataset, val_fraction: float, seed: int, column: str
 
 def captioner_metadata(dataset: PairDataset, column: str) -> dict:
     """A caption translator records the captioner its conditions came from."""
-    from tron.captioners import CAPTION_COLUMN
-
     ident = dataset.identity
     return {"captioner": ident.captioner, "captioner_fingerprint": ident.captioner_fingerprint} if column == CAPTION_COLUMN else {}
 
 
 def storage(args, name: str):
-    from tron.storage import resolve
-
     path = args.storage_path or str(Path("outputs/ray_results").resolve())
-    loc = resolve(path)
+    loc = location(path)
     return loc, (loc.path if loc.is_s3 else path), (loc.fs if loc.is_s3 else None)
 
 
@@ -326,10 +323,8 @@ def run(argv: list[str] | None = None) -> dict:
     init_ray(args.address)
     check_room_for_data(args)
 
-    from tron import storage as st
-
-    previous_run = st.read_bytes(loc, run_id_file(loc, name)).decode().strip() \
-        if st.exists(loc, run_id_file(loc, name)) else None
+    previous_run = read_bytes(loc, run_id_file(loc, name)).decode().strip() \
+        if exists(loc, run_id_file(loc, name)) else None
     tags = {"tron.stage": "train_translator", "tron.dataset_uri": dataset.uri,
             "tron.generator": ident.generator, "tron.encoder": ident.encoder,
             "tron.generator_fingerprint": ident.generator_fingerprint,
@@ -339,7 +334,7 @@ def run(argv: list[str] | None = None) -> dict:
         import mlflow
 
         run_id = run.info.run_id
-        st.write_bytes_atomic(loc, run_id_file(loc, name), run_id.encode())
+        write_bytes_atomic(loc, run_id_file(loc, name), run_id.encode())
         if previous_run is None:
             mlflow.log_params({"dataset_uri": dataset.uri, "num_pairs": min(args.max_pairs or dataset.num_rows, dataset.num_rows),
                                "num_workers": args.num_workers, "kind": translator_kind(args),
@@ -468,15 +463,12 @@ class TrainingFailed(TronError):
 
 
 def describe_failure(exc: BaseException) -> str:
+    """The root cause in one line: the last line of the first failed worker's (or the controller's) traceback."""
     failures = getattr(exc, "worker_failures", None)
     if failures:
         rank, err = sorted(failures.items())[0]
-        cause = getattr(err, "cause", None) or err
-        lines = [line for line in str(cause).strip().splitlines() if line.strip()]
-        return f"training failed on worker {rank}: {lines[-1] if lines else type(cause).__name__}"
-    cause = getattr(exc, "controller_failure", None) or exc
-    lines = [line for line in str(cause).strip().splitlines() if line.strip()]
-    return f"training failed: {lines[-1] if lines else type(cause).__name__}"
+        return f"training failed on worker {rank}: {one_line(getattr(err, 'cause', None) or err, last=True)}"
+    return f"training failed: {one_line(getattr(exc, 'controller_failure', None) or exc, last=True)}"
 
 
 def register(model_name: str, run_id: str, ident, dataset_uri: str, summary: dict) -> str:

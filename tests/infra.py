@@ -111,11 +111,11 @@ def retrain_workspace(tmp_path_factory, zoo: str):
 
     import mlflow
 
-    from tron.world import resolve_world_path
+    from tron.world_config import locate_world
 
     root = tmp_path_factory.mktemp(f"retrain_{zoo}")
     world = root / zoo
-    shutil.copytree(resolve_world_path(f"zoo:{zoo}"), world)
+    shutil.copytree(locate_world(f"zoo:{zoo}"), world)
     tracking = f"sqlite:///{root / 'mlflow.db'}"
     mlflow.set_tracking_uri(tracking)
     yield root, world, tracking

@@ -256,11 +256,10 @@ def test_consistency_model_is_the_one_step_pipeline_sample(cm_dir, classifier):
 def test_consistency_checkpoint_round_trip_and_pickle_refusal(cm_dir, tmp_path):
     import shutil
 
-    from tron.adapters.consistency import save_consistency
-    from tron.generators import load_generator
+    from tron.generators import load_generator, save_generator
 
     g = load_generator_spec(f"consistency:{cm_dir}")
-    save_consistency(g, tmp_path / "ckpt")
+    save_generator(g, tmp_path / "ckpt")
     g2 = load_generator_spec(str(tmp_path / "ckpt"))  # a tron checkpoint of kind diffusers-consistency
     z = torch.randn(2, 192)
     assert torch.equal(g.decode(z), g2.decode(z)) and torch.equal(load_generator(tmp_path / "ckpt").decode(z), g.decode(z))

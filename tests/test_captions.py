@@ -13,7 +13,8 @@ from tron.components import component_fingerprint, load_captioner_spec, load_enc
 from tron.dataset import open_dataset, table_column
 from tron.errors import CheckpointError
 from tron.translator import load_translator
-from tron.world import WorldConfig, load_world, resolve_world_path
+from tron.world import load_world
+from tron.world_config import WorldConfig, locate_world
 from tron.zoo import shapes as S
 
 ARGS = ["--generator", "zoo:shapes", "--num-pairs", "1200", "--rows-per-shard", "600", "--batch-size", "300", "--no-mlflow"]
@@ -70,7 +71,7 @@ def test_the_caption_translator_trains_and_is_refused_once_its_captioner_changes
     assert translator.metadata["captioner_fingerprint"] == component_fingerprint("zoo:shapes", "captioner")
 
     world_dir = tmp_path / "shapes"
-    shutil.copytree(resolve_world_path("zoo:shapes"), world_dir)
+    shutil.copytree(locate_world("zoo:shapes"), world_dir)
     shutil.rmtree(world_dir / "translator-text", ignore_errors=True)
     shutil.copytree(tmp_path / "export", world_dir / "translator-text")
     config = WorldConfig.load(world_dir)
@@ -98,7 +99,7 @@ def test_captioner_spec_errors_are_one_line(builds, tmp_path, capsys):
     assert build(tmp_path / "c", "--captioner", "zoo:digits") == 2  # a world without a captioner
     assert "names no captioner" in capsys.readouterr().err.strip().splitlines()[-1]
     # A rerun with another captioner (a foreign fingerprint) is refused, as another G or f would be.
-    bank = f"caption-bank:{resolve_world_path('zoo:shapes') / 'caption_bank.json'}"
+    bank = f"caption-bank:{locate_world('zoo:shapes') / 'caption_bank.json'}"
     assert build(builds / "captioned", "--captioner", bank) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert "different dataset" in err and "captioner" in err
@@ -107,9 +108,9 @@ def test_captioner_spec_errors_are_one_line(builds, tmp_path, capsys):
 def test_the_bank_captioner_names_what_f_sees():
     """f ranks the bank: on clean renders its full captions are the renderer's own."""
     f = load_encoder_spec("zoo:shapes")
-    bank = f"caption-bank:{resolve_world_path('zoo:shapes') / 'caption_bank.json'}"
+    bank = f"caption-bank:{locate_world('zoo:shapes') / 'caption_bank.json'}"
     captioner = load_captioner_spec(bank, f)
-    assert sum(len(c) for _, c in read_bank(resolve_world_path("zoo:shapes") / "caption_bank.json")) == 575
+    assert sum(len(c) for _, c in read_bank(locate_world("zoo:shapes") / "caption_bank.json")) == 575
     x, attrs = S.sample_images(64, torch.Generator().manual_seed(0))
     captions = captioner.caption(x, torch.Generator().manual_seed(1))
     for text, row in zip(captions, attrs):

@@ -6,7 +6,6 @@ import pytest
 import torch
 
 from tron.dataset import (
-    DatasetError,
     DatasetIdentity,
     check_shard,
     checksum_name,
@@ -21,7 +20,8 @@ from tron.dataset import (
     write_manifest,
     write_shard_files,
 )
-from tron.storage import resolve, write_bytes_atomic
+from tron.errors import DatasetError
+from tron.storage import location, write_bytes_atomic
 
 
 def identity(**kw):
@@ -34,7 +34,7 @@ def identity(**kw):
 
 def write_dataset(tmp_path, g, f, rows=(4, 4, 2)):
     ident = identity()
-    loc = resolve(tmp_path / "ds")
+    loc = location(tmp_path / "ds")
     checks = []
     for i, n in enumerate(rows):
         data, check = generate_shard(g, f, ident, i, n)
@@ -115,7 +115,7 @@ def test_incomplete_dataset_is_refused(tmp_path, tiny_generator, tiny_classifier
 
 
 def test_atomic_write_leaves_no_partial_file(tmp_path):
-    loc = resolve(tmp_path)
+    loc = location(tmp_path)
 
     with pytest.raises(TypeError):
         write_bytes_atomic(loc, loc.join("x.bin"), object())  # fails mid-write
@@ -126,9 +126,9 @@ def test_bad_uris():
     from tron.errors import TronError
 
     with pytest.raises(TronError, match="unsupported URI scheme"):
-        resolve("gs://bucket/x")
+        location("gs://bucket/x")
     with pytest.raises(TronError, match="needs a bucket"):
-        resolve("s3://")
+        location("s3://")
 
 
 def test_latent_statistics_stream_over_shards(tmp_path, tiny_generator, tiny_classifier):

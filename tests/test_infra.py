@@ -86,13 +86,13 @@ def test_retrain_config_is_valid():
 
     doc = json.loads((INFRA / "retrain.json").read_text())
     from pipelines.train_translator import build_parser
-    from tron.components import resolve_part
+    from tron.components import component_spec
 
     pairs = [PairConfig(**p) for p in doc["pairs"]]
     assert pairs and all(p.gate.min_judged_accuracy > 0 for p in pairs)
     assert {"zoo:digits", "zoo:shapes", "zoo:faces"} <= {p.generator for p in pairs}
     for pair in pairs:  # every pair names parts that resolve and flags that train_translator.py takes
-        resolve_part(pair.generator, "generator")
+        component_spec(pair.generator, "generator")
         build_parser().parse_args(["--dataset", "unused", *pair.train_args])
 
 

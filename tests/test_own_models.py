@@ -14,8 +14,9 @@ from pipelines.common import run_main
 from tron.cli import main as tron
 from tron.dataset import DatasetIdentity, encode_shard, make_manifest, open_dataset, sha256, write_manifest, write_shard_files
 from tron.errors import CheckpointError, TronError
-from tron.storage import resolve
-from tron.world import load_world, resolve_world_path
+from tron.storage import location
+from tron.world import load_world
+from tron.world_config import locate_world
 
 
 class NanDecoder(torch.nn.Module):
@@ -54,7 +55,7 @@ def _dataset_with_nan(root) -> str:
     """A dataset written by an older build that did not check: shard 1 holds NaN conditions."""
     identity = DatasetIdentity(generator="g", generator_fingerprint="0", encoder="f", encoder_fingerprint="0",
                                prior={"kind": "normal"}, seed=0, rows_per_shard=100, batch_size=100, latent_dim=4, cond_dim=10)
-    loc = resolve(str(root))
+    loc = location(str(root))
     checks = []
     rng = np.random.default_rng(0)
     for i in range(2):
@@ -98,7 +99,7 @@ def test_fit_translator_refuses_non_finite_pairs():
 def test_world_create_from_specs_then_sample_eval_and_list(tmp_path, capsys):
     """G and f of zoo:digits as checkpoint directories (copied in), the shipped translator: the
     user's journey without Python."""
-    zoo = resolve_world_path("zoo:digits")
+    zoo = locate_world("zoo:digits")
     world_dir = tmp_path / "mine"
     rc = tron(["world", "create", str(world_dir), "--generator", str(zoo / "generator"), "--encoder", str(zoo / "encoder"),
                "--translator", str(zoo / "translator"), "--langevin", '{"steps": 3, "momentum": 0.5, "grad_clip": 1.0}',
@@ -133,8 +134,8 @@ def test_world_create_with_adapter_specs_records_the_spec_and_its_fingerprint(tm
 
 
 def test_world_create_refuses_a_translator_of_other_parts_and_a_non_empty_dir(tmp_path, capsys):
-    shapes = resolve_world_path("zoo:shapes")
-    digits = resolve_world_path("zoo:digits")
+    shapes = locate_world("zoo:shapes")
+    digits = locate_world("zoo:digits")
     rc = tron(["world", "create", str(tmp_path / "w"), "--generator", "zoo:digits", "--encoder", "zoo:digits",
                "--translator", str(shapes / "translator")])
     err = capsys.readouterr().err
@@ -151,7 +152,7 @@ def test_world_create_refuses_a_translator_of_other_parts_and_a_non_empty_dir(tm
 def test_quick_evaluation_keeps_to_its_budget_and_says_what_it_covered():
     from pipelines.evaluation import EvalBudget, evaluate_translator
 
-    digits = resolve_world_path("zoo:digits")
+    digits = locate_world("zoo:digits")
     summary = evaluate_translator("zoo:digits", "zoo:digits", digits / "translator", n=2,
                                   budget=EvalBudget(conditions=6, max_steps=3, seconds=1e-3))
     assert summary["eval_steps"] == 3 and summary["eval_conditions_planned"] == 6

@@ -7,9 +7,8 @@ import pytest
 import torch
 
 from tron import conditions
-from tron.adapters.util import MissingDependencyError
 from tron.components import component_fingerprint, load_encoder_spec, load_generator_spec
-from tron.errors import ConditionError
+from tron.errors import ConditionError, MissingDependencyError
 from tron.langevin import LangevinConfig
 from tron.pairs import generate_columns
 from tron.sampler import Sampler

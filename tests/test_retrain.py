@@ -76,12 +76,26 @@ def test_failed_gate_keeps_the_old_champion(setup, capsys):
     assert str(champion(setup).version) == "2"
 
 
+# The workflow in a subprocess whose StepLog dies like a killed job right after it records `step`.
+KILLED_AFTER = """
+import os, sys
+from pipelines import retrain
+record = retrain.StepLog.record
+def record_then_die(self, step, output):
+    record(self, step, output)
+    if step == sys.argv[1]:
+        os._exit(137)
+retrain.StepLog.record = record_then_die
+sys.exit(retrain.main(sys.argv[2:]))
+"""
+
+
 @pytest.mark.parametrize("step", [pytest.param("build", marks=pytest.mark.slow), "train",
                                   pytest.param("evaluate", marks=pytest.mark.slow)])
 def test_killed_after_each_step_resumes_from_the_next(setup, step, capsys):
     swap_encoder(setup[1], 0.99)  # a new f: a new workflow
-    env = {**os.environ, "TRON_RETRAIN_DIE_AFTER": step, "RAY_ADDRESS": setup_ray_address()}
-    proc = subprocess.run([sys.executable, str(REPO / "pipelines" / "retrain.py"), *argv(setup)], env=env,
+    env = {**os.environ, "RAY_ADDRESS": setup_ray_address()}
+    proc = subprocess.run([sys.executable, "-c", KILLED_AFTER, step, *argv(setup)], env=env, cwd=REPO,
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 137, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert run_main(retrain.main, argv(setup), "retrain") == 0

@@ -44,9 +44,9 @@ TIGHT = ServeConfig(max_batch_size=1, max_ongoing_requests=1, max_queued_request
 
 def world_steps(spec: str) -> int:
     """The Langevin steps a world ships as its default (world.json)."""
-    from tron.world import WORLD_FILE, resolve_world_path
+    from tron.world_config import WORLD_FILE, locate_world
 
-    return json.loads((resolve_world_path(spec) / WORLD_FILE).read_text())["langevin"]["steps"]
+    return json.loads((locate_world(spec) / WORLD_FILE).read_text())["langevin"]["steps"]
 
 
 def png_b64(array: np.ndarray) -> str:

@@ -9,6 +9,7 @@ from tron.generators import GENERATORS
 from tron.recipes import shapes as recipe
 from tron.world import load_world
 from tron.zoo import shapes as S
+from tron.zoo.shapes.judge import AttributeCNN, load_attribute_cnn, save_attribute_cnn
 
 
 def one(shape, color, side, cx, cy):
@@ -88,7 +89,7 @@ def test_captions():
 
 def test_degrade_keeps_range_and_shape():
     x, _ = S.sample_images(6, torch.Generator().manual_seed(0))
-    y = S.degrade(x, torch.Generator().manual_seed(0))
+    y = recipe.degrade(x, torch.Generator().manual_seed(0))
     assert y.shape == x.shape and 0 <= float(y.min()) and float(y.max()) <= 1
 
 
@@ -102,9 +103,9 @@ def test_gan_generator_is_registered_and_decodes():
 
 def test_judge_roundtrip(tmp_path):
     torch.manual_seed(0)
-    judge = S.ShapesJudge(width=4).eval()
-    S.save_judge(judge, tmp_path / "judge", {"held_out_clean_all": 0.5})
-    again = S.load_judge(tmp_path / "judge")
+    judge = AttributeCNN(width=4).eval()
+    save_attribute_cnn(judge, tmp_path / "judge", {"held_out_clean_all": 0.5})
+    again = load_attribute_cnn(tmp_path / "judge")
     x, _ = S.sample_images(4, torch.Generator().manual_seed(0))
     (p1, c1), (p2, c2) = judge.judge(x), again.judge(x)
     assert torch.equal(p1, p2) and torch.allclose(c1, c2) and p1.shape == (4, 4)
@@ -141,7 +142,8 @@ def test_recipe_stage_is_deterministic(tiny_world, tmp_path):
 
 def test_evaluate_prompts_on_the_tiny_world(tiny_world):
     from tron.evaluation import clip_methods, markdown_table
-    from tron.judges import SHAPES_COLUMNS, ShapesJudge, load_judge
+    from tron.judges import load_judge
+    from tron.zoo.shapes.judge import SHAPES_COLUMNS, ShapesJudge
 
     world = load_world(tiny_world)
     judge = load_judge(world)  # named in world.json

@@ -1,33 +1,101 @@
 """The structure the features stand on: worlds and conditions as data, one component table, kinds
 found through entry points, and a library that does not import the runtime."""
+import ast
 import json
 import subprocess
 import sys
 from importlib.metadata import entry_points
+from pathlib import Path
 
 import pytest
 import torch
 
+import tron
 from tron import conditions
-from tron.components import SCHEMES, parse_adapter_spec
 from tron.errors import CheckpointError, ConditionError
-from tron.world import WorldConfig, load_world, resolve_world_path
+from tron.specs import SCHEMES, parse_adapter_spec
+from tron.world import load_world
+from tron.world_config import WorldConfig, locate_world
 
 
 def test_the_library_imports_neither_ray_nor_mlflow_nor_boto3():
-    code = ("import sys, tron.cli, tron.world, tron.sampler, tron.components, tron.judges, tron.worlds, tron.conditions; "
+    code = ("import sys, tron.cli, tron.world, tron.sampler, tron.components, tron.judges, tron.world_config, tron.conditions; "
             "from tron.world import load_world; w = load_world('zoo:digits'); w.sampler(); "
             "print(sorted(m for m in ('ray', 'mlflow', 'boto3', 'botocore') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
 
-@pytest.mark.parametrize("group", ["tron.generators", "tron.encoders"])
+def tron_import_graph() -> dict[str, set[str]]:
+    """module -> the tron modules it imports, read from the source: module-level and function-level
+    imports alike (a function-level import runs at call time, but a cycle through it is still a cycle)."""
+    root = Path(tron.__file__).parent
+    modules = {}
+    for path in root.rglob("*.py"):
+        parts = path.relative_to(root.parent).with_suffix("").parts
+        modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    graph = {}
+    for name, path in modules.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        targets = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                targets |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:  # relative: from the package, up level - 1
+                    up = package.split(".")[:len(package.split(".")) - node.level + 1]
+                    base = ".".join(up + ([base] if base else []))
+                targets |= {f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base for alias in node.names}
+        graph[name] = {t for t in targets if t in modules and t != name}
+    return graph
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Every cycle a depth-first search meets, each as the modules around it."""
+    cycles, state, stack = [], {}, []
+
+    def visit(node: str) -> None:
+        state[node] = "open"
+        stack.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == "open":
+                cycles.append(stack[stack.index(nxt):] + [nxt])
+            elif nxt not in state:
+                visit(nxt)
+        stack.pop()
+        state[node] = "done"
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node)
+    return cycles
+
+
+def test_tron_has_no_import_cycles():
+    graph = tron_import_graph()
+    assert {"tron.cli", "tron.world", "tron.components", "tron.zoo.shapes.judge"} <= set(graph)
+    assert "tron.world_config" in graph["tron.components"] and "tron.components" in graph["tron.world"]
+    cycles = import_cycles(graph)
+    assert not cycles, "import cycles in tron/: " + "; ".join(" -> ".join(c) for c in cycles)
+
+
+def test_the_cycle_test_sees_function_level_imports():
+    graph = {"a": {"b"}, "b": set()}
+    assert import_cycles(graph) == []
+    code = "def f():\n    from .cli import main\n"
+    edges = {n.module for n in ast.walk(ast.parse(code)) if isinstance(n, ast.ImportFrom)}
+    assert edges == {"cli"}  # ast.walk reaches into function bodies
+    assert import_cycles({"a": {"b"}, "b": {"a"}}) == [["a", "b", "a"]]
+
+
+@pytest.mark.parametrize("group", ["tron.generators", "tron.encoders", "tron.captioners"])
 def test_every_kind_entry_point_names_its_class(group):
+    from tron.captioners import CAPTIONERS
     from tron.encoders import ENCODERS
     from tron.generators import GENERATORS
 
-    registry = GENERATORS if group == "tron.generators" else ENCODERS
+    registry = {"tron.generators": GENERATORS, "tron.encoders": ENCODERS, "tron.captioners": CAPTIONERS}[group]
     names = {ep.name for ep in entry_points(group=group)}
     assert names and names <= set(registry.names())
     for name in names:
@@ -40,7 +108,7 @@ def test_every_kind_entry_point_names_its_class(group):
 
 
 def test_world_json_is_strict():
-    doc = json.loads((resolve_world_path("zoo:digits") / "world.json").read_text())
+    doc = json.loads((locate_world("zoo:digits") / "world.json").read_text())
     config = WorldConfig.from_dict(doc)
     assert WorldConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config  # a lossless round trip
     for bad, message in [({**doc, "batch_size": 64}, "unknown field"),
@@ -54,7 +122,7 @@ def test_world_json_is_strict():
 def test_a_bad_world_json_is_a_one_line_checkpoint_error(tmp_path):
     import shutil
 
-    shutil.copytree(resolve_world_path("zoo:digits"), tmp_path / "w")
+    shutil.copytree(locate_world("zoo:digits"), tmp_path / "w")
     doc = json.loads((tmp_path / "w" / "world.json").read_text())
     (tmp_path / "w" / "world.json").write_text(json.dumps({**doc, "langevin": {"steps": -3}}))
     with pytest.raises(CheckpointError, match="steps must be an integer >= 0"):
@@ -102,7 +170,8 @@ def test_class_names_resolve_to_indices_with_close_names_in_the_error():
 
 
 def test_judges_are_named_in_world_json():
-    from tron.judges import DigitsJudge, load_judge
+    from tron.judges import load_judge
+    from tron.zoo.digits.judge import DigitsJudge
 
     for name in ("digits", "digits-cm"):
         world = load_world(f"zoo:{name}")

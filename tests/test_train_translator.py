@@ -206,11 +206,12 @@ def test_stale_fingerprint_is_refused(server_run, tmp_path):
     import torch
 
     from tron.encoders import save_encoder
-    from tron.world import load_world, resolve_world_path
+    from tron.world import load_world
+    from tron.world_config import locate_world
 
     _, _, tmp, _ = server_run
     world_dir = tmp_path / "digits"
-    shutil.copytree(resolve_world_path("zoo:digits"), world_dir)
+    shutil.copytree(locate_world("zoo:digits"), world_dir)
     load_world(world_dir, translator=tmp / "export")  # same G and f: accepted
     world = load_world(world_dir)
     with torch.no_grad():

@@ -9,7 +9,8 @@ from tron.checkpoint import fingerprint
 from tron.errors import CheckpointError, RegistryError
 from tron.generators import save_generator
 from tron.recipes import digits as digits_recipe
-from tron.world import load_world, resolve_world_path
+from tron.world import load_world
+from tron.world_config import locate_world
 
 
 @pytest.fixture(scope="module")
@@ -52,14 +53,14 @@ def test_translator_for_another_generator_is_refused(tiny_world, tmp_path):
 
 def test_unknown_world():
     with pytest.raises(RegistryError, match="unknown zoo world 'nope'"):
-        resolve_world_path("zoo:nope")
+        locate_world("zoo:nope")
     with pytest.raises(CheckpointError, match="not a world directory"):
-        resolve_world_path("/definitely/not/here")
+        locate_world("/definitely/not/here")
 
 
 def test_packaged_zoo_is_complete():
     world = load_world("zoo:digits")
     assert world.translator is not None
     assert world.translator.metadata["encoder_fingerprint"] == world.fingerprints["encoder"]
-    doc = json.loads((resolve_world_path("zoo:digits") / "world.json").read_text())
+    doc = json.loads((locate_world("zoo:digits") / "world.json").read_text())
     assert doc["langevin"]["steps"] == world.langevin.steps

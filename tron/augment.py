@@ -18,12 +18,14 @@ the batch, so a chain's energy depends on its own latent and the step, not on it
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from .errors import from_dict
 
 
 @dataclass(frozen=True)
@@ -51,13 +53,7 @@ class AugmentConfig:
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> AugmentConfig:
-        if not isinstance(doc, dict):
-            raise ValueError(f"augment settings must be a JSON object, got {type(doc).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(doc) - known)
-        if unknown:
-            raise ValueError(f"unknown augment setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        return cls(**doc)
+        return from_dict(cls, doc, "augment setting(s)")
 
     @classmethod
     def diffaugment(cls, num: int = 50, seed: int = 0) -> AugmentConfig:

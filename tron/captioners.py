@@ -31,53 +31,37 @@ import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from .checkpoint import file_sha256, load_into, load_state
 from .errors import CheckpointError
+from .files import atomic_write, hash_file
+from .parts import Part, load_part, save_part
 from .registry import Registry
+from .specs import AdapterSpec, Scheme
 
 BANK_SCHEME = "caption-bank"
 CAPTION_COLUMN = "c_caption"  # the dataset column of the captions' unit text embeddings
 TEXT_COLUMN = "caption"  # the dataset column of the captions themselves
 
 
-class Captioner(nn.Module):
+class Captioner(Part):
     """images -> captions, at a granularity drawn per image from the given generator."""
-
-    def __init__(self, **config: Any) -> None:
-        super().__init__()
-        self.config = dict(config)
-
-    @property
-    def device(self) -> torch.device:
-        for p in self.parameters():
-            return p.device
-        for b in self.buffers():
-            return b.device
-        return torch.device("cpu")
 
     def caption(self, x: torch.Tensor, rng: torch.Generator) -> list[str]:  # (B, C, H, W) -> B captions
         raise NotImplementedError
-
-    @classmethod
-    def from_checkpoint(cls, directory: str | os.PathLike, doc: dict[str, Any]) -> Captioner:
-        return load_into(cls(**doc["config"]), load_state(directory, doc), directory)
 
 
 CAPTIONERS: Registry[Captioner] = Registry("captioner", "tron.captioners")
 
 
 def save_captioner(model: Captioner, directory: str | os.PathLike, metadata: dict | None = None):
-    return CAPTIONERS.save(model, directory, metadata)
+    return save_part(model, CAPTIONERS, directory, metadata)
 
 
 def load_captioner(directory: str | os.PathLike, device: str | torch.device = "cpu") -> Captioner:
-    return CAPTIONERS.load(directory, Captioner, device)
+    return load_part(CAPTIONERS, Captioner, directory, device)
 
 
 # ----------------------------------------------------------------------------- f ranking a bank of captions
@@ -106,9 +90,7 @@ def read_bank(path: str | os.PathLike) -> list[tuple[float, list[str]]]:
 
 
 def write_bank(path: str | os.PathLike, groups: Sequence[tuple[float, Sequence[str]]]) -> Path:
-    path = Path(path)
-    path.write_text(json.dumps({"groups": [{"weight": w, "captions": list(c)} for w, c in groups]}, indent=1) + "\n")
-    return path
+    return atomic_write(path, json.dumps({"groups": [{"weight": w, "captions": list(c)} for w, c in groups]}, indent=1) + "\n")
 
 
 class CaptionBank(Captioner):
@@ -139,12 +121,13 @@ class CaptionBank(Captioner):
         return out
 
 
-def bank_fingerprint_files(path: str) -> dict[str, str]:
-    return {"bank": file_sha256(path)} if Path(path).is_file() else {}
-
-
-def load_bank_spec(spec, allow_pickle: bool = False, part: str = "captioner", encoder=None) -> CaptionBank:
-    """`caption-bank:FILE.json` (tron.components): f, the build's encoder, ranks the bank."""
+def load_bank_spec(spec: AdapterSpec, allow_pickle: bool = False, part: str = "captioner", encoder=None) -> CaptionBank:
+    """`caption-bank:FILE.json`: f, the build's encoder, ranks the bank."""
     if encoder is None:
         raise CheckpointError(f"{BANK_SCHEME}:{spec.args[0]} ranks captions with f: load it with the build's encoder")
     return CaptionBank(encoder, read_bank(spec.args[0]), source=str(spec.args[0]))
+
+
+BANK = Scheme(BANK_SCHEME, "captioner", "caption-bank:FILE.json",
+              "f ranks a bank of captions (groups drawn by weight); any CLIP-like f", (1,), (),
+              load_bank_spec, lambda s: hash_file(s.args[0], "bank"))

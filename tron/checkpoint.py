@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,29 +18,11 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .errors import CheckpointError
+from .files import atomic_replace, atomic_write, file_sha256
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 FORMAT_VERSION = 1
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_checkpoint(
@@ -57,15 +39,7 @@ def save_checkpoint(
     state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
     if dtype is not None:
         state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
-    weights = directory / WEIGHTS_NAME
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".model.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(state, tmp)
-        os.replace(tmp, weights)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    weights = atomic_replace(directory / WEIGHTS_NAME, lambda tmp: save_file(state, tmp))
     doc = {
         "format_version": FORMAT_VERSION,
         "kind": kind,
@@ -73,7 +47,7 @@ def save_checkpoint(
         "metadata": metadata or {},
         "weights_sha256": file_sha256(weights),
     }
-    _atomic_write_bytes(directory / CONFIG_NAME, (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode())
+    atomic_write(directory / CONFIG_NAME, json.dumps(doc, indent=2, sort_keys=True) + "\n")
     return directory
 
 
@@ -128,6 +102,17 @@ def load_into(module: torch.nn.Module, state: dict[str, torch.Tensor], source: s
                 f"the config implies {tuple(tensor.shape)}"
             )
     module.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()})
+    return module
+
+
+def load_checkpoint(directory: str | os.PathLike, kind: str, build: Callable[[dict[str, Any]], torch.nn.Module]):
+    """A checkpoint of one fixed kind (a translator, an instrument; not a registry's part): the
+    module `build(config)` makes, with the verified weights and `.metadata` attached."""
+    doc = read_config(directory)
+    if doc["kind"] != kind:
+        raise CheckpointError(f"{directory} holds a {doc['kind']!r}, not a {kind}")
+    module = load_into(build(doc["config"]), load_state(directory, doc), directory)
+    module.metadata = dict(doc.get("metadata", {}))
     return module
 
 

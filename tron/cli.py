@@ -1,72 +1,50 @@
-"""The `tron` command line. Bad arguments print one line and exit with code 2."""
+"""The `tron` command line. Bad arguments print one line and exit with code 2.
+
+    tron sample | eval | list | demo | world create    here, over the library
+    tron serve | watch                                 commands of other packages (registry COMMANDS,
+                                                       entry-point group tron.commands: the pipelines)
+"""
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 from pathlib import Path
 
+import torch
+from tqdm import tqdm
+
+from . import conditions
 from .allocator import keep_freed_memory
+from .arguments import (
+    EXIT_USAGE,
+    Parser,
+    condition_item,
+    json_object,
+    non_negative_float,
+    non_negative_int,
+    positive_int,
+    seed_int,
+    weights,
+)
+from .captioners import CAPTIONERS
+from .components import component_fingerprint, component_spec, load_encoder_spec, load_generator_spec
+from .encoders import ENCODERS
 from .errors import TronError
+from .evaluation import markdown_table
+from .generators import GENERATORS
+from .images import save_grid, save_npy
+from .judges import JUDGES, load_judge
+from .presets import langevin_settings
+from .registry import Registry
+from .specs import SCHEMES
+from .uris import RESOLVERS
+from .world import create_world, load_world
+from .world_config import ZOO_ROOT, WorldConfig, list_zoo
 
-EXIT_USAGE = 2
-COMMANDS_GROUP = "tron.commands"  # entry points: commands that live in other packages (serve, watch)
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, not usage + traceback
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-def _integer(text: str, low: int | None = None, what: str = "an integer") -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-    if low is not None and value < low:
-        raise argparse.ArgumentTypeError(f"expected {what}, got {value}")
-    return value
-
-
-def positive_int(text: str) -> int:
-    return _integer(text, 1, "a positive integer")
-
-
-def non_negative_int(text: str) -> int:
-    return _integer(text, 0, "an integer >= 0")
-
-
-def seed_int(text: str) -> int:
-    value = _integer(text, 0, "a seed, an integer >= 0")
-    if value >= 2**63:
-        raise argparse.ArgumentTypeError(f"expected a seed below 2**63, got {value}")
-    return value
-
-
-def finite_float(text: str) -> float:
-    """A finite number: 'nan', 'inf' and numbers that overflow to infinity are refused."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
-    return value
-
-
-def non_negative_float(text: str) -> float:
-    value = finite_float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text}")
-    return value
-
-
-def _weights(text: str) -> list[float]:
-    try:
-        return [finite_float(w) for w in text.split(",")]
-    except argparse.ArgumentTypeError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated finite numbers, e.g. 1,-0.5, got {text!r}") from None
+COMMANDS: Registry = Registry("command", "tron.commands", hint="it needs the pipelines (Ray, MLflow): pip install 'tron[pipelines]'")
+# What `tron list` prints after the zoo: every registry of parts, in one loop.
+REGISTRIES = (GENERATORS, ENCODERS, CAPTIONERS, SCHEMES, JUDGES, RESOLVERS, COMMANDS)
 
 
 def _add_langevin_args(p: argparse.ArgumentParser) -> None:
@@ -81,45 +59,33 @@ def _add_langevin_args(p: argparse.ArgumentParser) -> None:
 
 
 def _device(name: str) -> str:
-    import torch
-
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise TronError(f"--device {name}: no CUDA device is available here")
     return name
 
 
 def _langevin_from_args(world, args):
-    from .presets import resolve
-
-    base = resolve(args.langevin, world.langevin, world.generator)
+    base = langevin_settings(args.langevin, world.langevin, world.generator)
     return base.with_overrides(steps=args.steps, step_size=args.step_size, noise_std=args.noise_std)
 
 
-def _progress(total: int, desc: str):
-    from tqdm import tqdm
-
+def _progress(total: int | None, desc: str):
     bar = tqdm(total=total, desc=desc, unit="img", disable=None, leave=False)
     return bar, bar.update
 
 
 def _condition_from_args(world, args):
-    from . import conditions
-
-    kinds = world.encoder.condition_kinds
-    if args.label and "label" not in kinds:
-        raise TronError(f"{world.name}'s encoder takes {' or '.join(kinds)}, not labels; use --text or --image")
-    for kind in sorted({kind for kind, _ in args.conditions or []}):
-        if kind not in kinds:
-            raise TronError(f"{world.name}'s encoder takes {' or '.join(kinds)}, not {kind}"
-                            + ("; use --label" if "label" in kinds else ""))
+    """The condition the flags ask for; a kind the world's f cannot take is refused with the flag to use."""
+    takes = world.encoder.condition_kinds
+    asked = (["label"] if args.label else []) + sorted({kind for kind, _ in args.conditions or []})
+    for kind in asked:
+        conditions.check_kind(world.encoder, kind, who=f"{world.name}'s encoder",
+                              hint="use --label" if "label" in takes else "use --text or --image")
     return conditions.build(world.encoder, labels=args.label, items=args.conditions, weights=args.weights,
                             interpolate_steps=args.interpolate)
 
 
 def cmd_sample(args) -> int:
-    from .images import save_grid, save_npy
-    from .world import load_world
-
     world = load_world(args.world, device=_device(args.device), translator=args.translator)
     condition = _condition_from_args(world, args)
     langevin = _langevin_from_args(world, args)
@@ -145,10 +111,6 @@ def cmd_sample(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from .evaluation import markdown_table
-    from .judges import load_judge
-    from .world import load_world
-
     world = load_world(args.world, device=_device(args.device), translator=args.translator)
     judge = load_judge(world)
     if judge is None:
@@ -164,47 +126,37 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def _zoo_line(name: str) -> str:
+    """A zoo world with G's latent size and f's embedding size (or why it does not load here)."""
+    root = ZOO_ROOT / name
+    config = WorldConfig.load(root)
+    line = f"  zoo:{name:<11} "
+    try:
+        g = load_generator_spec(component_spec(str(root), "generator"))
+        f = load_encoder_spec(component_spec(str(root), "encoder"))
+        line += (f"G {getattr(g, 'registry_name', type(g).__name__)} (d={g.latent_dim}, image {tuple(g.image_shape)}), "
+                 f"f {getattr(f, 'registry_name', type(f).__name__)} ({f.kind}, k={f.embed_dim}; "
+                 f"conditions: {', '.join(f.condition_kinds)})")
+    except TronError as exc:  # e.g. a world whose parts come from a package that is not installed
+        line += f"not loadable here: {exc}"
+    missing = [k for k, v in config.translators.items() if not (root / v).is_dir()]
+    line += f", no {'/'.join(missing)} translator" if missing else ""
+    return line + (f"\n  {'':<15} {config.description}" if config.description else "")
+
+
 def cmd_list(args) -> int:
-    """Zoo worlds with G's latent size and f's embedding size, the registered checkpoint kinds,
-    the adapter specs for models from other libraries, and the judges."""
-    from importlib.metadata import entry_points
-
-    from .components import SCHEMES, component_fingerprint, load_encoder_spec, load_generator_spec, resolve_part
-    from .encoders import ENCODERS
-    from .generators import GENERATORS
-    from .world import ZOO_ROOT, WorldConfig, list_zoo
-
+    """Zoo worlds, then every registry: checkpoint kinds, adapter specs, judges, URI resolvers and commands."""
     print("zoo worlds (G latent size d, f condition size k):")
     for name in list_zoo():
-        root = ZOO_ROOT / name
-        config = WorldConfig.load(root)
-        line = f"  zoo:{name:<11} "
-        try:
-            g = load_generator_spec(resolve_part(str(root), "generator"))
-            f = load_encoder_spec(resolve_part(str(root), "encoder"))
-            line += (f"G {getattr(g, 'registry_name', type(g).__name__)} (d={g.latent_dim}, image {tuple(g.image_shape)}), "
-                     f"f {getattr(f, 'registry_name', type(f).__name__)} ({f.kind}, k={f.embed_dim}; "
-                     f"conditions: {', '.join(f.condition_kinds)})")
-        except TronError as exc:  # e.g. a world whose parts come from a package that is not installed
-            line += f"not loadable here: {exc}"
-        missing = [k for k, v in config.translators.items() if not (root / v).is_dir()]
-        print(line + (f", no {'/'.join(missing)} translator" if missing else ""))
-        if config.description:
-            print(f"  {'':<15} {config.description}")
-    for title, registry in (("generators", GENERATORS), ("encoders", ENCODERS)):
-        print(f"{title} (checkpoint kinds, entry-point group {registry.group!r}):")
-        for kind, target in registry.describe().items():
-            print(f"  {kind:<24} {target}")
-    print("adapter specs (--generator / --encoder; tron.components.SCHEMES):")
-    for row in SCHEMES.values():
-        print(f"  {row.usage:<48} {'G or f' if row.part is None else ('G' if row.part == 'generator' else 'f'):<6} {row.summary}")
-    print("judges (world.json \"judge\": {\"kind\": ...}; entry-point group 'tron.judges'):")
-    for ep in sorted(entry_points(group="tron.judges"), key=lambda e: e.name):
-        print(f"  {ep.name:<24} {ep.value}")
+        print(_zoo_line(name))
+    for registry in REGISTRIES:
+        print(f"{registry.what}s (entry-point group {registry.group!r}):")
+        for name, line in registry.describe().items():
+            print(f"  {name:<24} {line}")
     for path in args.worlds or []:
         root = Path(path)
         config = WorldConfig.load(root)
-        fps = {p: component_fingerprint(resolve_part(str(root), p), p) for p in ("generator", "encoder")}
+        fps = {p: component_fingerprint(component_spec(str(root), p), p) for p in ("generator", "encoder")}
         print(f"world {root}: {config.name}: G {config.generator} ({fps['generator']}), f {config.encoder} ({fps['encoder']}), "
               f"translators {config.translators}")
     return 0
@@ -212,9 +164,6 @@ def cmd_list(args) -> int:
 
 def cmd_demo(args) -> int:
     """The library-only demo: a grid of every digit, TR0N vs translator only."""
-    from .images import save_grid
-    from .world import load_world
-
     out = Path(args.out)
     world = load_world("zoo:digits")
     c = world.encoder.condition_from_labels(list(range(10)))
@@ -233,23 +182,30 @@ def cmd_demo(args) -> int:
     return 0
 
 
-def _condition_item(kind: str):
-    return lambda value: (kind, value)
+def cmd_world_create(args) -> int:
+    config = create_world(args.dir, args.generator, args.encoder, args.translator, args.image_translator, args.langevin,
+                          args.translator_std_scale, args.judge, args.name, args.description, args.allow_pickle)
+    print(f"wrote world {config.name!r} to {args.dir}: G {config.generator} ({config.fingerprints['generator']}), "
+          f"f {config.encoder} ({config.fingerprints['encoder']}), translators {config.translators}")
+    print(f"use it: tron sample {args.dir} ...; tron serve --world {args.dir}")
+    return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="tron", description="TR0N: conditional sampling from frozen unconditional generators.")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
+def cmd_hand_over(args, argv: list[str]) -> int:
+    """A command of another package (registry COMMANDS): it parses its own arguments."""
+    return COMMANDS.get(args.command)(argv)
 
+
+def _add_sample(sub) -> None:
     p = sub.add_parser("sample", help="sample images for a condition and write a PNG grid / .npy")
     p.add_argument("world", help="zoo:NAME or a world directory")
     p.add_argument("--label", action="append", metavar="LABEL",
                    help="class index or class name, e.g. 836 or sunglasses (repeat for several)")
-    p.add_argument("--text", dest="conditions", action="append", type=_condition_item("text"), metavar="PROMPT",
+    p.add_argument("--text", dest="conditions", action="append", type=condition_item("text"), metavar="PROMPT",
                    help="text prompt for a CLIP world (repeat for several)")
-    p.add_argument("--image", dest="conditions", action="append", type=_condition_item("image"), metavar="FILE",
+    p.add_argument("--image", dest="conditions", action="append", type=condition_item("image"), metavar="FILE",
                    help="image file: sample semantic variations of it (repeat for several)")
-    p.add_argument("--weights", type=_weights, help="compose all --text/--image into one energy with these weights, e.g. 1,-0.5")
+    p.add_argument("--weights", type=weights, help="compose all --text/--image into one energy with these weights, e.g. 1,-0.5")
     p.add_argument("--interpolate", type=positive_int, metavar="N",
                    help="N conditions interpolated between exactly two --text/--image")
     p.add_argument("-n", type=positive_int, default=16, help="samples per condition (default 16)")
@@ -261,6 +217,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_langevin_args(p)
     p.set_defaults(func=cmd_sample)
 
+
+def _add_eval(sub) -> None:
     p = sub.add_parser("eval", help="judge sample quality: translator only vs TR0N vs random-prior Langevin")
     p.add_argument("world", nargs="?", default="zoo:digits")
     p.add_argument("-n", type=positive_int, help="samples per condition (default: the judge's: 100 per digit, 8 per prompt)")
@@ -272,13 +230,36 @@ def build_parser() -> argparse.ArgumentParser:
     _add_langevin_args(p)
     p.set_defaults(func=cmd_eval)
 
-    # Their options belong to the entrypoints they hand over to (see main()).
-    sub.add_parser("serve", add_help=False, help="serve sampling over HTTP with Ray Serve (tron serve --help)")
-    sub.add_parser("watch", add_help=False,
-                   help="retrain on a schedule: tron watch --every 6h [retrain options] (tron watch --help)")
-    sub.add_parser("world", add_help=False, help="make a world directory from specs: tron world create DIR ... (tron world --help)")
 
-    p = sub.add_parser("list", help="list zoo worlds, generators, encoders, adapter specs and judges")
+def _add_world(sub) -> None:
+    world = sub.add_parser("world", help="make a world directory from specs: tron world create DIR ... (tron world create --help)")
+    actions = world.add_subparsers(dest="action", required=True, parser_class=Parser, metavar="ACTION")
+    c = actions.add_parser("create", help="write a world directory that refers to G, f and translators")
+    c.add_argument("dir", help="the world directory to write (must not exist, or be empty)")
+    c.add_argument("--generator", required=True, help="G: an adapter spec, zoo:NAME or a checkpoint directory")
+    c.add_argument("--encoder", required=True, help="f: an adapter spec, zoo:NAME or a checkpoint directory")
+    c.add_argument("--translator", help="the translator: a directory (copied in) or models:/NAME@alias (followed)")
+    c.add_argument("--image-translator", help="a translator for image conditions (trained without text noise)")
+    c.add_argument("--langevin", help="sampling defaults: a preset (reference) or a JSON object of Langevin settings")
+    c.add_argument("--translator-std-scale", type=float, default=1.0, help="scale of the mixture's std when drawing z0")
+    c.add_argument("--judge", type=json_object, help='the measuring instrument as JSON, '
+                                                     'e.g. {"kind": "imagenet-classifier", "encoder": "efficientnet:lite2"}')
+    c.add_argument("--name", help="the world's name (default: the directory's)")
+    c.add_argument("--description", default="")
+    c.add_argument("--allow-pickle", action="store_true", help="let G and f read pickled weights files you trust")
+    c.set_defaults(func=cmd_world_create)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="tron", description="TR0N: conditional sampling from frozen unconditional generators.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser, metavar="COMMAND")
+    _add_sample(sub)
+    _add_eval(sub)
+    _add_world(sub)
+    for name, target in COMMANDS.describe().items():  # their options are their own: the rest of argv goes to them
+        sub.add_parser(name, add_help=False, help=f"{target} (tron {name} --help)").set_defaults(func=cmd_hand_over)
+
+    p = sub.add_parser("list", help="list zoo worlds and every registry: kinds, adapter specs, judges, resolvers, commands")
     p.add_argument("worlds", nargs="*", help="world directories to describe too")
     p.set_defaults(func=cmd_list)
 
@@ -290,40 +271,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _hand_over(command: str, argv: list[str]) -> int:
-    """Commands implemented elsewhere: `tron world` here (tron.worlds), `tron serve` and `tron watch`
-    in the pipelines (entry points in group tron.commands, which bring Ray and MLflow)."""
-    from importlib.metadata import entry_points
-
-    if command == "world":
-        from .worlds import main as entry
-    else:
-        found = [ep for ep in entry_points(group=COMMANDS_GROUP) if ep.name == command]
-        if not found:
-            print(f"tron {command}: error: needs the pipelines (Ray, MLflow): pip install 'tron[pipelines]'", file=sys.stderr)
-            return EXIT_USAGE
-        try:
-            entry = found[0].load()
-        except ImportError as exc:
-            print(f"tron {command}: error: needs the pipelines (Ray, MLflow): pip install 'tron[pipelines]' ({exc})",
-                  file=sys.stderr)
-            return EXIT_USAGE
-    try:
-        return entry(argv)
-    except TronError as exc:
-        print(f"tron {command}: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-
-
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] in (["serve"], ["watch"], ["world"]):  # argparse.REMAINDER cannot pass leading options on
-        return _hand_over(argv[0], argv[1:])
-    args = build_parser().parse_args(argv)
-    keep_freed_memory()  # sampling and evaluation run G and f over many batches
+    parser = build_parser()
+    args, rest = parser.parse_known_args(sys.argv[1:] if argv is None else list(argv))
+    handing_over = args.func is cmd_hand_over
+    if rest and not handing_over:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    if not handing_over:
+        keep_freed_memory()  # sampling and evaluation run G and f over many batches
     try:
-        return args.func(args)
-    except (TronError, ValueError) as exc:
+        return cmd_hand_over(args, rest) if handing_over else args.func(args)
+    except TronError as exc:  # bad input, files or configuration: one line; anything else is a bug and surfaces
         print(f"tron {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -32,20 +32,17 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .checkpoint import WEIGHTS_NAME, file_sha256, save_checkpoint
+from .checkpoint import WEIGHTS_NAME, save_checkpoint
+from .conditions import normalize_prompt
 from .encoders import ENCODERS, MAIN, Encoder
 from .errors import CheckpointError, ConditionError
+from .files import atomic_write, file_sha256
 from .images import image_batch
-
-KIND = "open-clip"
 
 
 def write_model_config(directory: str | os.PathLike, model_name: str, model_config: dict[str, Any]) -> Path:
     """Write an open_clip model config file `{model_name}.json` into directory."""
-    path = Path(directory) / f"{model_name}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(model_config, indent=2, sort_keys=True) + "\n")
-    return path
+    return atomic_write(Path(directory) / f"{model_name}.json", json.dumps(model_config, indent=2, sort_keys=True) + "\n")
 
 
 def register_model_config(path: str | os.PathLike) -> str:
@@ -62,7 +59,6 @@ def register_model_config(path: str | os.PathLike) -> str:
     return path.stem
 
 
-@ENCODERS.register(KIND)
 class OpenClipEncoder(Encoder):
     """An open_clip CLIP as f. `model_name` must be known to open_clip (built in, or registered
     with `register_model_config`); `pretrained` is a tag or a local weights file."""
@@ -143,9 +139,8 @@ class OpenClipEncoder(Encoder):
 
     @torch.no_grad()
     def condition_from_text(self, prompts: str | Sequence[str]) -> torch.Tensor:
-        """Unit text embeddings (N, D). Any text with printable content works (CLIP embeds it)."""
-        from .conditions import normalize_prompt
-
+        """Unit text embeddings (N, D). Any text with printable content works (CLIP embeds it); each
+        prompt is normalised here, where every route of text to f meets (tron.conditions.normalize_prompt)."""
         if isinstance(prompts, str):
             prompts = [prompts]
         prompts = [normalize_prompt(p) for p in prompts]
@@ -167,7 +162,8 @@ def save_open_clip(encoder: OpenClipEncoder, directory: str | os.PathLike, metad
     """Write the encoder directory: the open_clip config file, then weights + config.json."""
     directory = Path(directory)
     write_model_config(directory, encoder.config["model_name"], encoder.config["model_config"])
-    return save_checkpoint(encoder.model, directory, KIND, encoder.config, metadata, dtype=dtype)
+    kind = ENCODERS.name_of(type(encoder))
+    return save_checkpoint(encoder.model, directory, kind, encoder.config, metadata, dtype=dtype)
 
 
 def create_open_clip(model_name: str, model_config: dict[str, Any], directory: str | os.PathLike) -> OpenClipEncoder:

@@ -60,32 +60,34 @@ def space_of(encoder: Encoder, kind: str) -> str:
     return MAIN
 
 
-def require(encoder: Encoder, kind: str) -> None:
+def check_kind(encoder: Encoder, kind: str, who: str = "", hint: str = "") -> None:
+    """The one refusal of a kind of condition an encoder cannot take; `who` names the encoder for
+    the reader (default: its kind), `hint` the fix where the caller knows it."""
     if kind not in KINDS:
         raise ConditionError(f"unknown kind of condition {kind!r}; one of {', '.join(KINDS)}")
     takes = encoder.condition_kinds
     if kind not in takes:
-        name = getattr(encoder, "registry_name", type(encoder).__name__)
-        raise ConditionError(f"this encoder ({name}) takes {' or '.join(takes) or 'no conditions'}, not {kind}")
+        who = who or f"this encoder ({getattr(encoder, 'registry_name', type(encoder).__name__)})"
+        raise ConditionError(f"{who} takes {' or '.join(takes) or 'no conditions'}, not {kind}" + (f"; {hint}" if hint else ""))
 
 
 def from_labels(encoder: Encoder, labels: Sequence[int | str] | int | str) -> Condition:
-    require(encoder, "label")
+    check_kind(encoder, "label")
     labels = [labels] if isinstance(labels, (int, str)) else list(labels)
     c = encoder.condition_from_labels(labels)
     return Condition(c, "label", MAIN, f"label{'s' if len(labels) > 1 else ''} {', '.join(map(str, labels))}")
 
 
 def from_text(encoder: Encoder, prompts: Sequence[str] | str) -> Condition:
-    require(encoder, "text")
+    """Prompts as f's text conditions; f normalises each prompt (`normalize_prompt`) as it embeds it."""
+    check_kind(encoder, "text")
     prompts = [prompts] if isinstance(prompts, str) else list(prompts)
-    prompts = [normalize_prompt(p) for p in prompts]
     return Condition(encoder.condition_from_text(prompts), "text", MAIN, " | ".join(f"text {p!r}" for p in prompts))
 
 
 def from_images(encoder: Encoder, images: torch.Tensor | Sequence[Any], names: Sequence[str] | None = None) -> Condition:
     """Image tensors (N, 3, H, W) in [0, 1] or image files."""
-    require(encoder, "image")
+    check_kind(encoder, "image")
     c = encoder.condition_from_images(images)
     names = names or ([str(p) for p in images] if not isinstance(images, torch.Tensor) else ["image"] * len(c))
     return Condition(c, "image", space_of(encoder, "image"), " | ".join(f"image {n!r}" for n in names))

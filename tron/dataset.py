@@ -26,18 +26,16 @@ import torch
 
 from . import __version__
 from .captioners import CAPTION_COLUMN, TEXT_COLUMN
-from .errors import TronError
-from .storage import Location, exists, read_bytes, resolve, write_bytes_atomic
+from .errors import DatasetError, NonFiniteError
+from .pairs import generate_columns
+from .priors import PriorConfig
+from .storage import Location, exists, location, read_bytes, write_bytes_atomic
 
 FORMAT = "tron-pairs"
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 IDENTITY_KEY = b"tron.identity"
 SHARD_KEY = b"tron.shard"
-
-
-class DatasetError(TronError):
-    """A dataset is missing, incomplete, corrupt, or mixes shards of different builds."""
 
 
 @dataclass(frozen=True)
@@ -231,7 +229,7 @@ class PairDataset:
     """A complete dataset opened by URI. Checks the manifest; `verify=True` also checks every shard."""
 
     def __init__(self, uri: str, verify: bool = True) -> None:
-        self.location = resolve(uri)
+        self.location = location(uri)
         manifest = read_manifest(self.location)
         if manifest is None:
             raise DatasetError(f"{self.location.uri} has no {MANIFEST_NAME}: the build is missing or incomplete")
@@ -343,9 +341,6 @@ def generate_shard(generator, encoder, identity: DatasetIdentity, index: int, ro
     Non-finite output of G or f is an error naming the shard: no shard holds it."""
     if bool(identity.captioner) != (captioner is not None):
         raise DatasetError("a captioned build needs its captioner, and only a captioned build takes one")
-    from .pairs import NonFiniteError, generate_columns
-    from .priors import PriorConfig
-
     try:
         cols = generate_columns(generator, encoder, rows, seed=shard_seed(identity.seed, index),
                                 batch_size=identity.batch_size, prior=PriorConfig(**identity.prior),

@@ -14,42 +14,24 @@ from __future__ import annotations
 import difflib
 import os
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from . import energies
-from .checkpoint import load_into, load_state
 from .errors import ConditionError
+from .images import image_batch
+from .parts import Part, load_part, save_part
 from .registry import Registry
 
 MAIN, FEATURES = "main", "features"
 
 
-class Encoder(nn.Module):
+class Encoder(Part):
     embed_dim: int  # size of c in the main space
     kind: str  # "classifier" or "clip"
     condition_kinds: tuple[str, ...] = ()  # of "label", "text", "image"
     spaces: tuple[str, ...] = (MAIN,)
-
-    def __init__(self, **config: Any) -> None:
-        super().__init__()
-        self.config = dict(config)
-
-    @classmethod
-    def from_checkpoint(cls, directory: str | os.PathLike, doc: dict[str, Any]) -> Encoder:
-        """Build from a verified checkpoint; classes that wrap other libraries override this."""
-        return load_into(cls(**doc["config"]), load_state(directory, doc), directory)
-
-    @property
-    def device(self) -> torch.device:
-        for p in self.parameters():
-            return p.device
-        for b in self.buffers():
-            return b.device
-        return torch.device("cpu")
 
     def space_dim(self, space: str = MAIN) -> int:
         self._check_space(space)
@@ -162,8 +144,6 @@ class ClassifierEncoder(Encoder):
     def condition_from_images(self, images) -> torch.Tensor:
         """Semantic variation: unit pooled features (N, feature_dim) of images (N, 3, H, W) in [0, 1]
         or of image files."""
-        from .images import image_batch
-
         self._check_space(FEATURES)
         return self.encode(image_batch(images, getattr(self, "image_size", None), self.device), FEATURES).float()
 
@@ -180,9 +160,9 @@ ENCODERS: Registry[Encoder] = Registry("encoder", "tron.encoders")
 
 
 def save_encoder(model: Encoder, directory: str | os.PathLike, metadata: dict | None = None, dtype=None):
-    return ENCODERS.save(model, directory, metadata, dtype)
+    return save_part(model, ENCODERS, directory, metadata, dtype)
 
 
 def load_encoder(directory: str | os.PathLike, device: str | torch.device = "cpu") -> Encoder:
     """Rebuild a frozen encoder (eval mode, no grad on weights) from a checkpoint directory."""
-    return ENCODERS.load(directory, Encoder, device)
+    return load_part(ENCODERS, Encoder, directory, device)

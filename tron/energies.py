@@ -21,8 +21,3 @@ def negative_cosine(embedding: torch.Tensor, target: torch.Tensor) -> torch.Tens
 def quadratic(z: torch.Tensor, center: torch.Tensor) -> torch.Tensor:
     """0.5 ||z - center||^2, a reference energy for tests and sanity checks. (B, d) -> (B,)"""
     return 0.5 * (z - center).pow(2).sum(dim=-1)
-
-
-def gaussian_prior(z: torch.Tensor) -> torch.Tensor:
-    """-log N(z; 0, I) up to a constant: keeps Langevin chains where G was trained. (B, d) -> (B,)"""
-    return 0.5 * z.pow(2).sum(dim=-1)

@@ -24,6 +24,7 @@ from .langevin import LangevinConfig
 from .sampler import SampleResult
 from .world import World
 
+Progress = Callable[[int], None] | None  # called with the number of samples just made
 
 @dataclass
 class Method:
@@ -57,7 +58,7 @@ def clip_methods(steps: int) -> list[Method]:
 
 def run_method(world: World, condition: Condition, n: int, method: Method, seed: int = 0,
                langevin: LangevinConfig | None = None, batch_size: int = 256,
-               progress: Callable[[int], None] | None = None) -> tuple[SampleResult, float]:
+               progress: Progress = None) -> tuple[SampleResult, float]:
     """(the samples, seconds) of one method for every row of the condition, n per row."""
     langevin = (langevin or world.langevin).with_overrides(steps=method.steps)
     sampler = world.sampler(condition.kind)

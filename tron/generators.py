@@ -3,38 +3,24 @@
 The protocol is small: `latent_dim`, `image_shape`, `sample_latents(n, rng, prior)`,
 `decode(z) -> (B, C, H, W)` and `project(z)`, which maps a latent back onto the domain G was
 trained on after each Langevin step (identity by default; BigGAN clamps its noise part).
-Implementations subclass `Generator` and register a kebab-case name so a checkpoint's `kind`
-rebuilds the right class.
+Implementations subclass `Generator` and are named (kebab-case) in the entry-point group
+`tron.generators`, so that a checkpoint's `kind` rebuilds the right class (tron.parts).
 """
 from __future__ import annotations
 
 import os
-from typing import Any
 
 import torch
-from torch import nn
 
-from .checkpoint import load_into, load_state
+from .parts import Part, load_part, save_part
 from .priors import PriorConfig, sample_prior
-from .registry import Registry, freeze  # noqa: F401  (freeze is part of this module's API)
+from .registry import Registry
 
 
-class Generator(nn.Module):
+class Generator(Part):
     latent_dim: int
     image_shape: tuple[int, int, int]  # (C, H, W)
     default_prior: PriorConfig = PriorConfig()
-
-    def __init__(self, **config: Any) -> None:
-        super().__init__()
-        self.config = dict(config)
-
-    @property
-    def device(self) -> torch.device:
-        for p in self.parameters():
-            return p.device
-        for b in self.buffers():
-            return b.device
-        return torch.device("cpu")
 
     def sample_latents(self, n: int, rng: torch.Generator | None = None, prior: PriorConfig | None = None) -> torch.Tensor:
         return sample_prior(prior or self.default_prior, n, self.latent_dim, rng, device=self.device)
@@ -49,19 +35,14 @@ class Generator(nn.Module):
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.decode(z)
 
-    @classmethod
-    def from_checkpoint(cls, directory: str | os.PathLike, doc: dict[str, Any]) -> Generator:
-        """Build from a verified checkpoint; classes that wrap other libraries override this."""
-        return load_into(cls(**doc["config"]), load_state(directory, doc), directory)
-
 
 GENERATORS: Registry[Generator] = Registry("generator", "tron.generators")
 
 
 def save_generator(model: Generator, directory: str | os.PathLike, metadata: dict | None = None, dtype=None):
-    return GENERATORS.save(model, directory, metadata, dtype)
+    return save_part(model, GENERATORS, directory, metadata, dtype)
 
 
 def load_generator(directory: str | os.PathLike, device: str | torch.device = "cpu") -> Generator:
     """Rebuild a frozen generator (eval mode, no grad on weights) from a checkpoint directory."""
-    return GENERATORS.load(directory, Generator, device)
+    return load_part(GENERATORS, Generator, directory, device)

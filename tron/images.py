@@ -1,18 +1,22 @@
 """Image files: PNG grids for people, float32 .npy arrays for programs."""
 from __future__ import annotations
 
+import io
 import math
 import os
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
-from torchvision.utils import make_grid
+from PIL import Image, UnidentifiedImageError
+
+from .errors import ConditionError
 
 
 def to_grid(images: torch.Tensor, nrow: int | None = None, upscale: int = 1, padding: int = 2) -> Image.Image:
     """(N, C, H, W) in [0, 1] -> one PIL image, nrow images per row."""
+    from torchvision.utils import make_grid  # torchvision, for grids only
+
     images = images.detach().float().cpu().clamp(0, 1)
     if upscale > 1:
         images = torch.nn.functional.interpolate(images, scale_factor=upscale, mode="nearest")
@@ -44,8 +48,6 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
 
 def png_bytes(image: np.ndarray) -> bytes:
     """One (H, W, C) uint8 image with C = 1 or 3 -> PNG file bytes."""
-    import io
-
     image = np.ascontiguousarray(image)
     pil = Image.fromarray(image[..., 0], mode="L") if image.shape[-1] == 1 else Image.fromarray(image, mode="RGB")
     buffer = io.BytesIO()
@@ -58,10 +60,6 @@ def decode_image(data: bytes, max_side: int = 1024, formats: tuple[str, ...] = (
 
     The size is checked before the pixels are decoded, so a small file that claims huge
     dimensions (a decompression bomb) is refused without allocating them."""
-    import io
-
-    from PIL import UnidentifiedImageError
-
     try:
         with Image.open(io.BytesIO(data), formats=list(formats)) as im:
             width, height = im.size
@@ -77,10 +75,6 @@ def decode_image(data: bytes, max_side: int = 1024, formats: tuple[str, ...] = (
 def load_image_file(path: str | os.PathLike, size: int | None = None) -> torch.Tensor:
     """An image file as (3, H, W) floats in [0, 1], resized to size x size when given;
     ConditionError if it cannot be read."""
-    from PIL import UnidentifiedImageError
-
-    from .errors import ConditionError
-
     try:
         with Image.open(path) as im:
             im = im.convert("RGB")
@@ -96,8 +90,6 @@ def load_image_file(path: str | os.PathLike, size: int | None = None) -> torch.T
 def image_batch(images, size: int | None, device) -> torch.Tensor:
     """Image tensors (N, 3, H, W) in [0, 1], or image files (loaded at size x size) -> (N, 3, H, W)
     on device; ConditionError for anything else."""
-    from .errors import ConditionError
-
     if not isinstance(images, torch.Tensor):
         paths = list(images)
         if not paths:

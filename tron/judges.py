@@ -1,33 +1,34 @@
 """Judges: the measuring instruments named in world.json ("judge": {"kind": ...}). Never f.
 
-A judge samples a world with several methods and scores the samples by itself:
+A judge samples a world with several methods (tron.evaluation) and scores the samples by itself:
 
-    tables(world, ...)  the quality tables `tron eval` prints: [(title, rows, columns)]
-    quick(world, ...)   a few numbers for the promotion gate: judged_accuracy_T0, judged_accuracy, ...
+    tables(n, seed, langevin, ...)  the quality tables `tron eval` prints: [(title, rows, columns)]
+    quick(n, seed, langevin)        a few numbers for the promotion gate: judged_accuracy_T0, judged_accuracy, ...
 
-    digits-svm           an RBF SVM on pixels (zoo:digits, zoo:digits-cm)
-    shapes-attributes    a CNN with one head per attribute, trained on degraded renders (zoo:shapes)
-    imagenet-classifier  another pretrained ImageNet classifier (zoo:faces: Lite2, never the Lite0 f)
+    digits-svm           an RBF SVM on pixels (zoo:digits, zoo:digits-cm; tron.zoo.digits.judge)
+    shapes-attributes    a CNN with one head per attribute, trained on degraded renders (zoo:shapes;
+                         tron.zoo.shapes.judge)
+    imagenet-classifier  another pretrained ImageNet classifier (zoo:faces: Lite2, never the Lite0 f); here
 
-Kinds are entry points (group `tron.judges`), so a world of one's own can name one of these or
-bring its own.
+Kinds are names in the registry JUDGES (entry-point group `tron.judges`), so a world of one's own
+can name one of these or bring its own; a world's own judge lives with the world.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
-from importlib.metadata import entry_points
+import json
 from typing import Any
 
 import torch
 
-from .conditions import Condition, from_labels, from_text
+from .components import load_encoder_spec
+from .conditions import from_labels
 from .errors import RegistryError
-from .evaluation import Method, best_of_n_method, clip_methods, default_methods, mean_pairwise_distance, run_method
+from .evaluation import Method, Progress, best_of_n_method, default_methods, mean_pairwise_distance, run_method
 from .langevin import LangevinConfig
+from .registry import Registry
 from .world import World
 
-GROUP = "tron.judges"
-Progress = Callable[[int], None] | None
+JUDGES: Registry = Registry("judge", "tron.judges")
 
 
 def load_judge(world: World):
@@ -36,192 +37,7 @@ def load_judge(world: World):
     if not spec:
         return None
     options = {k: v for k, v in spec.items() if k != "kind"}
-    found = {ep.name: ep for ep in entry_points(group=GROUP)}
-    if spec["kind"] not in found:
-        raise RegistryError(f"unknown judge {spec['kind']!r} in {world.path}/world.json; known: {', '.join(sorted(found))}")
-    return found[spec["kind"]].load()(world, **options)
-
-
-# -- digits ----------------------------------------------------------------------------------------
-
-DIGITS_COLUMNS = [
-    ("method", "method", ""),
-    ("accuracy", "judged accuracy", ".1%"),
-    ("min_label_accuracy", "worst digit", ".1%"),
-    ("diversity_native", "diversity / real (8x8)", ".2f"),
-    ("diversity_vs_g", "diversity / G's own", ".2f"),
-    ("min_diversity_vs_g", "worst digit / G's own", ".2f"),
-    ("mean_energy", "mean CE energy", ".3f"),
-    ("seconds_per_sample", "s / sample", ".4f"),
-]
-
-
-def to_native(x: torch.Tensor) -> torch.Tensor:
-    """16x16 digits back at the data's own 8x8 (2x2 means: the inverse of the 2x upsampling)."""
-    return torch.nn.functional.avg_pool2d(x, 2)
-
-
-class DigitsJudge:
-    """An RBF SVM on 16x16 pixels, trained on all 1,797 digits (scikit-learn's). Diversity is
-    measured at the data's native 8x8, against the real digits of the class and against G's own
-    unconditional samples that the SVM puts in the class."""
-
-    name = "digits-svm"
-
-    def __init__(self, world: World, reference_samples: int = 2000) -> None:
-        from .zoo.digits import fit_judge, load_digits_images
-
-        self.world = world
-        self.svm, self.held_out = fit_judge()
-        real8, labels = load_digits_images(side=8)
-        self.real_spread = torch.tensor([mean_pairwise_distance(real8[labels == k]) for k in range(10)])
-        self.g_spread = self._g_spread(reference_samples)
-
-    def _g_spread(self, n: int) -> torch.Tensor:
-        """Per class: the spread of G's own unconditional samples that the judge puts in it."""
-        g = self.world.generator
-        with torch.no_grad():
-            x = g.decode(g.sample_latents(n, torch.Generator(device=g.device).manual_seed(12345))).cpu()
-        pred = torch.as_tensor(self.svm.predict(x.flatten(1).numpy()))
-        native = to_native(x)
-        return torch.tensor([mean_pairwise_distance(native[pred == k]) for k in range(10)])
-
-    def describe(self) -> str:
-        return f"judge: RBF SVM on pixels (held-out accuracy {self.held_out:.1%})"
-
-    def score(self, res, labels: torch.Tensor) -> dict[str, Any]:
-        pred = torch.as_tensor(self.svm.predict(res.images.flatten(1).numpy()))
-        target = labels[res.condition_index]
-        correct = (pred == target).float()
-        present = sorted(set(labels.tolist()))
-        per_label = [float(correct[target == k].mean()) for k in present]
-        native = to_native(res.images)
-        spread = torch.tensor([mean_pairwise_distance(native[target == k]) for k in present])
-        vs_g = spread / self.g_spread[present]
-        return {"accuracy": float(correct.mean()), "min_label_accuracy": min(per_label), "per_label_accuracy": per_label,
-                "diversity_native": float((spread / self.real_spread[present]).mean()),
-                "diversity_vs_g": float(vs_g.mean()), "min_diversity_vs_g": float(vs_g.min()),
-                "mean_energy": float(res.energies.mean())}
-
-    def rows(self, n: int, seed: int, methods: list[Method], langevin: LangevinConfig, progress: Progress = None) -> list[dict]:
-        labels = torch.arange(10)
-        condition = from_labels(self.world.encoder, labels.tolist())
-        rows = []
-        for method in methods:
-            res, seconds = run_method(self.world, condition, n, method, seed, langevin, batch_size=250, progress=progress)
-            rows.append({"method": method.name, **self.score(res, labels), "seconds_per_sample": seconds / len(res.images),
-                         "evaluations_per_sample": method.evaluations})
-        return rows
-
-    def tables(self, n: int | None = None, seed: int = 0, langevin: LangevinConfig | None = None,
-               progress: Progress = None, **_: Any) -> list[tuple[str, list[dict], list]]:
-        langevin = langevin or self.world.langevin
-        n = n or 100
-        rows = self.rows(n, seed, default_methods(langevin.steps), langevin, progress)
-        return [(f"{n} samples per digit", rows, DIGITS_COLUMNS)]
-
-    def quick(self, n: int = 8, seed: int = 0, langevin: LangevinConfig | None = None) -> dict[str, float]:
-        langevin = langevin or self.world.langevin
-        rows = self.rows(max(n, 10), seed, default_methods(langevin.steps)[:2], langevin)
-        return {"judged_accuracy_T0": rows[0]["accuracy"], "judged_accuracy": rows[1]["accuracy"],
-                "diversity_vs_g": rows[1]["diversity_vs_g"]}
-
-
-# -- shapes ----------------------------------------------------------------------------------------
-
-SHAPES_COLUMNS = [
-    ("method", "method", ""),
-    ("accuracy", "all named attributes", ".1%"),
-    ("shape_accuracy", "shape", ".1%"),
-    ("color_accuracy", "color", ".1%"),
-    ("size_accuracy", "size", ".1%"),
-    ("position_accuracy", "position", ".1%"),
-    ("mean_energy", "mean energy (-cos)", ".3f"),
-    ("evaluations_per_sample", "G+f evals / sample", ""),
-    ("seconds_per_sample", "s / sample", ".4f"),
-]
-
-IMAGE_VARIATION_COLUMNS = SHAPES_COLUMNS[:2] + [("attributes_kept", "attributes kept", ".1%")] + SHAPES_COLUMNS[2:]
-
-
-class ShapesJudge:
-    """The attribute CNN of the shapes world: a sample is right when the judge sees every
-    attribute its prompt names."""
-
-    name = "shapes-attributes"
-
-    def __init__(self, world: World, path: str = "judge") -> None:
-        from .zoo import shapes
-
-        self.world, self.shapes = world, shapes
-        self.cnn = shapes.load_judge(world.path / path)
-
-    def describe(self) -> str:
-        held_out = self.cnn.metadata.get("held_out_degraded_all", float("nan"))
-        return f"judge: attribute CNN (held-out accuracy {held_out:.1%} on degraded renders)"
-
-    def prompt_sets(self) -> dict[str, list[dict[str, str]]]:
-        return {"full": self.shapes.full_prompt_set(), "partial": self.shapes.partial_prompt_set()}
-
-    def score(self, res, prompts: list[dict[str, str]]) -> dict[str, Any]:
-        S = self.shapes
-        names = S.ATTRIBUTE_NAMES
-        target = torch.tensor([[S.ATTRIBUTES[a].index(p[a]) if a in p else -1 for a in names] for p in prompts])  # (P, 4)
-        pred, _ = self.cnn.judge(res.images)
-        want = target[res.condition_index]  # (N, 4)
-        named = want >= 0
-        correct = (pred == want) | ~named
-        row = {"accuracy": float(correct.all(1).float().mean())}
-        for i, a in enumerate(names):
-            row[f"{a}_accuracy"] = float(correct[named[:, i], i].float().mean()) if named[:, i].any() else float("nan")
-        row["mean_energy"] = float(res.energies.mean())
-        return row
-
-    def rows(self, prompts: list[dict[str, str]], n: int, seed: int, methods: list[Method], langevin: LangevinConfig,
-             condition: Condition | None = None, progress: Progress = None) -> list[dict]:
-        condition = condition or from_text(self.world.encoder, [self.shapes.describe(**p) for p in prompts])
-        rows = []
-        for method in methods:
-            res, seconds = run_method(self.world, condition, n, method, seed, langevin, progress=progress)
-            rows.append({"method": method.name, **self.score(res, prompts), "evaluations_per_sample": method.evaluations,
-                         "seconds_per_sample": seconds / len(res.images), "samples": len(res.images)})
-        return rows
-
-    def image_rows(self, n: int, seed: int, langevin: LangevinConfig, progress: Progress = None) -> list[dict]:
-        """Image semantic variation: one fresh render of each of the 210 combinations as the
-        condition (f's image embedding, the world's image translator); a sample keeps an attribute
-        when the judge sees the render's value of it in the sample."""
-        from .conditions import from_images
-
-        combos = self.shapes.all_combinations()
-        renders = self.shapes.render(combos, torch.Generator().manual_seed(7))
-        names = self.shapes.ATTRIBUTE_NAMES
-        prompts = [{a: self.shapes.ATTRIBUTES[a][int(v)] for a, v in zip(names, row)} for row in combos]
-        rows = self.rows(prompts, n, seed, default_methods(langevin.steps)[:2], langevin,
-                         condition=from_images(self.world.encoder, renders), progress=progress)
-        for row in rows:
-            row["attributes_kept"] = sum(row[f"{a}_accuracy"] for a in names) / len(names)
-        return rows
-
-    def tables(self, n: int | None = None, seed: int = 0, langevin: LangevinConfig | None = None,
-               progress: Progress = None, prompts: str = "all", **_: Any) -> list[tuple[str, list[dict], list]]:
-        langevin = langevin or self.world.langevin
-        n = n or 8
-        sets = self.prompt_sets()
-        chosen = {"all": [*sets, "image"], "both": list(sets)}.get(prompts, [prompts])
-        tables = [(f"{name} prompts ({len(sets[name])} prompts x {n} samples)",
-                   self.rows(sets[name], n, seed, clip_methods(langevin.steps), langevin, progress=progress), SHAPES_COLUMNS)
-                  for name in chosen if name in sets]
-        if "image" in chosen:
-            tables.append((f"image variation (210 renders x {n} samples; all attributes of the render kept)",
-                           self.image_rows(n, seed, langevin, progress), IMAGE_VARIATION_COLUMNS))
-        return tables
-
-    def quick(self, n: int = 8, seed: int = 0, langevin: LangevinConfig | None = None) -> dict[str, float]:
-        langevin = langevin or self.world.langevin
-        prompts = self.shapes.full_prompt_set()[::7]  # 30 of the 210 full captions: every shape, colour, size, position
-        rows = self.rows(prompts, max(2, n // 2), seed, default_methods(langevin.steps)[:2], langevin)
-        return {"judged_accuracy_T0": rows[0]["accuracy"], "judged_accuracy": rows[1]["accuracy"]}
+    return JUDGES.get(spec["kind"])(world, **options)
 
 
 # -- another ImageNet classifier ---------------------------------------------------------------------
@@ -245,12 +61,8 @@ class ClassifierJudge:
     relative to the same spread of G's own unconditional samples that the judge puts in that class
     (`reference`: a JSON file in the world, written by `reference_spread`)."""
 
-    name = "imagenet-classifier"
-
     def __init__(self, world: World, encoder: str, second: str | None = None, classes: list[int] | None = None,
                  reference: str | None = None) -> None:
-        from .components import load_encoder_spec
-
         own = getattr(world.config, "encoder", None)
         if own is not None and own.split("#")[0] in (encoder.split("#")[0], (second or "").split("#")[0]):
             raise RegistryError("a judge must not be the world's own f")
@@ -261,8 +73,6 @@ class ClassifierJudge:
         self.classes = list(classes or [])
         self.reference: dict[int, float] = {}
         if reference and (world.path / reference).is_file():
-            import json
-
             doc = json.loads((world.path / reference).read_text())
             self.reference = {int(k): float(v["spread"]) for k, v in doc["classes"].items() if v.get("spread")}
 

@@ -25,6 +25,7 @@ from typing import Any
 import torch
 
 from .augment import AugmentConfig
+from .errors import from_dict, reject_unknown
 
 EnergyFn = Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]  # (z (n, d), rows (n,), t) -> (n,)
 NoiseFn = Callable[[torch.Tensor], torch.Tensor]  # rows (n,) -> standard-normal draws (n, d)
@@ -61,23 +62,14 @@ class LangevinConfig:
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> LangevinConfig:
         """From JSON (world.json's "langevin", --langevin): unknown keys are an error, not dropped."""
-        if not isinstance(doc, dict):
-            raise ValueError(f"Langevin settings must be a JSON object, got {type(doc).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(doc) - known)
-        if unknown:
-            raise ValueError(f"unknown Langevin setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        return cls(**doc)
+        return from_dict(cls, doc, "Langevin setting(s)")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     def with_overrides(self, **overrides: Any) -> LangevinConfig:
         """A copy with the given fields replaced; None means 'keep this one' (an unset flag)."""
-        known = {f.name for f in fields(self)}
-        unknown = sorted(set(overrides) - known)
-        if unknown:
-            raise ValueError(f"unknown Langevin setting(s) {', '.join(unknown)}")
+        reject_unknown(overrides, (f.name for f in fields(self)), "Langevin setting(s)")
         given = {k: v for k, v in overrides.items() if v is not None}
         return replace(self, **given) if given else self
 

@@ -12,13 +12,9 @@ import torch
 
 from .captioners import CAPTION_COLUMN, TEXT_COLUMN, Captioner
 from .encoders import FEATURES, MAIN, Encoder
-from .errors import TronError
+from .errors import NonFiniteError, TronError
 from .generators import Generator
 from .priors import PriorConfig
-
-
-class NonFiniteError(TronError):
-    """G or f produced NaN or infinite values."""
 
 
 def column_name(space: str) -> str:

@@ -27,7 +27,7 @@ def reference(generator: Any = None) -> LangevinConfig:
                           prior_weight=0.0, augment=AugmentConfig.diffaugment(50))
 
 
-def resolve(spec: str | dict | None, base: LangevinConfig, generator: Any = None) -> LangevinConfig:
+def langevin_settings(spec: str | dict | None, base: LangevinConfig, generator: Any = None) -> LangevinConfig:
     """A preset name, a JSON object (text or dict) of fields over `base`, or None for `base`."""
     if spec is None or spec == "world":
         return base

@@ -1,85 +1,101 @@
-"""Name → class registries for generators and encoders (architectures are data).
+"""One way to discover parts: a registry is a name -> object table read from one entry-point group.
 
-A checkpoint's `kind` names its class. Classes are found through entry points (group
-`tron.generators` or `tron.encoders`, `kind = "module.path:Class"`): this package declares its own
-in pyproject.toml, and a third-party package adds kinds the same way. Nothing is imported until a
-kind is asked for; `register` adds a class by hand (tests, notebooks).
+    group                 names                                   objects
+    tron.generators       checkpoint kinds of G (config.json)      Generator classes
+    tron.encoders         checkpoint kinds of f                     Encoder classes
+    tron.captioners       checkpoint kinds of captioners            Captioner classes
+    tron.schemes          adapter specs (SCHEME:ARGS)               tron.specs.Scheme rows
+    tron.judges           world.json's "judge": {"kind": ...}       judge classes
+    tron.uri_resolvers    URI schemes of translators (models:/)     functions URI -> local directory
+    tron.commands         `tron` commands of other packages         functions argv -> exit code
+
+This package declares its own entry points in pyproject.toml and a third-party package adds names
+the same way; nothing is imported until a name is asked for. `add` puts an object in by hand (tests,
+notebooks). `tron list` prints every registry (tron.cli.REGISTRIES), as open_clip's list_models().
 """
 from __future__ import annotations
 
-import os
-from collections.abc import Callable
-from importlib.metadata import entry_points
+from collections.abc import Callable, Iterator
+from importlib.metadata import EntryPoint, entry_points
 from typing import Any, Generic, TypeVar
 
-from .checkpoint import read_config, save_checkpoint
-from .errors import CheckpointError, RegistryError
+from .errors import RegistryError
 
 T = TypeVar("T")
 
 
-def freeze(model):
-    """Eval mode and no gradients on weights: G and f stay frozen; gradients flow to z only."""
-    model.eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
-    return model
-
-
 class Registry(Generic[T]):
-    def __init__(self, what: str, group: str) -> None:
-        self.what = what
-        self.group = group  # the entry-point group listing this registry's kinds
-        self._entries: dict[str, type[T]] = {}
+    def __init__(self, what: str, group: str, hint: str = "", summary: Callable[[T], str] | None = None) -> None:
+        self.what = what  # what a name names, for messages: "generator", "judge", ...
+        self.group = group
+        self.hint = hint  # appended to a failed lookup: how to get the missing names
+        self.summary = summary  # one line about an object for `describe` (default: where it lives)
+        self._objects: dict[str, T] = {}  # loaded or added
+        self._points: dict[str, EntryPoint] | None = None
 
-    def register(self, name: str) -> Callable[[type[T]], type[T]]:
-        def decorator(cls: type[T]) -> type[T]:
-            if name in self._entries and self._entries[name] is not cls:
-                raise RegistryError(f"{self.what} {name!r} is already registered")
-            self._entries[name] = cls
-            cls.registry_name = name  # type: ignore[attr-defined]
-            return cls
+    def _entry_points(self) -> dict[str, EntryPoint]:
+        if self._points is None:
+            self._points = {ep.name: ep for ep in entry_points(group=self.group)}
+        return self._points
 
-        return decorator
+    def _fail(self, message: str) -> RegistryError:
+        return RegistryError(message + (f"; {self.hint}" if self.hint else ""))
 
-    def _entry_points(self) -> dict[str, Any]:
-        return {ep.name: ep for ep in entry_points(group=self.group)}
+    def add(self, name: str, obj: T) -> T:
+        """Register an object by hand under `name`."""
+        if self._objects.get(name, obj) is not obj:
+            raise RegistryError(f"{self.what} {name!r} is already registered")
+        self._objects[name] = obj
+        if isinstance(obj, type):
+            obj.registry_name = name  # type: ignore[attr-defined]
+        return obj
 
-    def get(self, name: str) -> type[T]:
-        if name in self._entries:
-            return self._entries[name]
+    def get(self, name: str) -> T:
+        if name in self._objects:
+            return self._objects[name]
         found = self._entry_points().get(name)
         if found is None:
-            raise RegistryError(f"unknown {self.what} {name!r}; known: {', '.join(self.names()) or 'none'} "
-                                f"(kinds come from the entry-point group {self.group!r})")
+            raise self._fail(f"unknown {self.what} {name!r}; known: {', '.join(self.names()) or 'none'} "
+                             f"(from the entry-point group {self.group!r})")
         try:
-            cls = found.load()
+            obj = found.load()
         except ImportError as exc:
-            raise RegistryError(f"{self.what} {name!r} needs {found.value}, which cannot be imported: {exc}") from None
-        self._entries.setdefault(name, cls)
-        cls.registry_name = name  # type: ignore[attr-defined]
-        return cls
+            raise self._fail(f"{self.what} {name!r} needs {found.value}, which cannot be imported: {exc}") from None
+        return self.add(name, obj)
+
+    def create(self, name: str, **config: Any):
+        """get(name)(**config): a part built by its kind."""
+        return self.get(name)(**config)  # type: ignore[operator]
 
     def names(self) -> list[str]:
-        return sorted(set(self._entries) | set(self._entry_points()))
+        return sorted(set(self._objects) | set(self._entry_points()))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._objects or name in self._entry_points()
+
+    def name_of(self, obj: Any) -> str:
+        """The name `obj` is registered under (an entry point naming its module and attribute, or `add`)."""
+        for name, known in self._objects.items():
+            if known is obj:
+                return name
+        for name, ep in self._entry_points().items():
+            if (ep.module, ep.attr) == (getattr(obj, "__module__", None), getattr(obj, "__qualname__", None)):
+                return name
+        raise RegistryError(f"{getattr(obj, '__qualname__', obj)!s} is not a registered {self.what}: name it in the "
+                            f"entry-point group {self.group!r} (or add it by hand)")
 
     def describe(self) -> dict[str, str]:
-        """kind -> "module:Class" (without importing anything)."""
-        out = {ep.name: ep.value for ep in self._entry_points().values()}
-        out.update({k: f"{c.__module__}:{c.__qualname__}" for k, c in self._entries.items()})
+        """name -> a line about it: `summary(object)` where one is given and it loads, else "module:attribute"."""
+        out = {name: ep.value for name, ep in self._entry_points().items()}
+        out.update({name: f"{getattr(obj, '__module__', '?')}:{getattr(obj, '__qualname__', obj)}"
+                    for name, obj in self._objects.items()})
+        if self.summary is not None:
+            for name in out:
+                try:
+                    out[name] = self.summary(self.get(name))
+                except RegistryError as exc:
+                    out[name] = f"not loadable here: {exc}"
         return dict(sorted(out.items()))
-
-    def create(self, name: str, **config: Any) -> T:
-        return self.get(name)(**config)
-
-    def save(self, model, directory: str | os.PathLike, metadata: dict | None = None, dtype=None):
-        """Checkpoint a registered model under its registry name and constructor config."""
-        return save_checkpoint(model, directory, model.registry_name, model.config, metadata, dtype=dtype)
-
-    def load(self, directory: str | os.PathLike, base: type, device="cpu"):
-        """Rebuild a frozen model (eval mode, no grad on weights) from a verified checkpoint."""
-        doc = read_config(directory)
-        cls = self.get(doc["kind"])
-        if not issubclass(cls, base):
-            raise CheckpointError(f"{directory} holds a {doc['kind']!r}, which is not a {self.what}")
-        return freeze(cls.from_checkpoint(directory, doc)).to(device)

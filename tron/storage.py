@@ -14,6 +14,7 @@ from urllib.parse import urlparse
 import pyarrow.fs as pafs
 
 from .errors import TronError
+from .files import atomic_write
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,8 @@ def s3_filesystem() -> pafs.S3FileSystem:
     return pafs.S3FileSystem(**kwargs)
 
 
-def resolve(uri: str | os.PathLike) -> Location:
+def location(uri: str | os.PathLike) -> Location:
+    """The filesystem and path of a dataset URI."""
     uri = str(uri)
     if not uri:
         raise TronError("empty dataset URI")
@@ -69,24 +71,11 @@ def read_bytes(loc: Location, path: str) -> bytes:
 
 
 def write_bytes_atomic(loc: Location, path: str, data: bytes) -> None:
-    """Make `path` visible only once complete.
-
-    Locally: write a temporary sibling, then rename. On S3 an object becomes visible only when
-    its upload completes, so the final key is written directly (S3 has no rename)."""
+    """Make `path` visible only once complete: locally a temporary sibling renamed into place
+    (tron.files); on S3 the final key is written directly, as an object becomes visible only when
+    its upload completes (S3 has no rename)."""
     if loc.is_s3:
         with loc.fs.open_output_stream(path) as f:
             f.write(data)
         return
-    parent = posixpath.dirname(path)
-    loc.fs.create_dir(parent, recursive=True)
-    tmp = posixpath.join(parent, f".{posixpath.basename(path)}.{os.getpid()}.tmp")
-    try:
-        with loc.fs.open_output_stream(tmp) as f:
-            f.write(data)
-        loc.fs.move(tmp, path)
-    except BaseException:
-        try:
-            loc.fs.delete_file(tmp)
-        except (OSError, FileNotFoundError):
-            pass
-        raise
+    atomic_write(path, data)

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .errors import from_dict, reject_unknown
 from .translator import Translator, TranslatorConfig
 
 LogFn = Callable[[dict], None]
@@ -68,24 +69,16 @@ class TrainingRecipe:
 
     def __post_init__(self) -> None:
         for name, allowed in (("translator", MODEL_FIELDS), ("train", TRAIN_FIELDS)):
-            unknown = sorted(set(getattr(self, name)) - set(allowed))
-            if unknown:
-                raise ValueError(f"unknown {name} hyper-parameter(s) {', '.join(unknown)}; known: {', '.join(allowed)}")
+            reject_unknown(getattr(self, name), allowed, f"{name} hyper-parameter(s)")
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any] | None) -> TrainingRecipe:
-        doc = dict(doc or {})
-        unknown = sorted(set(doc) - {"translator", "train", "num_pairs"})
-        if unknown:
-            raise ValueError(f"unknown training field(s) {', '.join(unknown)}; known: num_pairs, train, translator")
-        return cls(**doc)
+        return from_dict(cls, dict(doc or {}), "training field(s)")
 
     @classmethod
     def flat(cls, values: dict[str, Any]) -> TrainingRecipe:
         """From one flat mapping of hyper-parameters (a --config file, command-line flags)."""
-        unknown = sorted(set(values) - set(MODEL_FIELDS) - set(TRAIN_FIELDS))
-        if unknown:
-            raise ValueError(f"unknown hyper-parameter(s) {', '.join(unknown)}")
+        reject_unknown(values, MODEL_FIELDS + TRAIN_FIELDS, "hyper-parameter(s)")
         return cls({k: v for k, v in values.items() if k in MODEL_FIELDS},
                    {k: v for k, v in values.items() if k in TRAIN_FIELDS})
 

@@ -13,15 +13,15 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checkpoint import load_into, load_state, read_config, save_checkpoint
-from .errors import CheckpointError, ConditionError
+from .checkpoint import load_checkpoint, save_checkpoint
+from .errors import CheckpointError, ConditionError, from_dict
 
 HEADS = ("gmm", "mse")
 KIND = "translator"
@@ -153,11 +153,6 @@ class Translator(nn.Module):
         eps = torch.randn(mean.shape, generator=rng, device=mean.device)
         return (mean + std_scale * out["log_std"].exp() * eps) * self.z_std + self.z_mean
 
-    @torch.no_grad()
-    def likeliest_component(self, c: torch.Tensor) -> torch.Tensor:
-        """The component of highest mixture weight for each row of c. (B, k) -> (B,)"""
-        return self(c)["logits"].argmax(dim=-1)
-
     def check_condition(self, c: torch.Tensor) -> torch.Tensor:
         if c.dim() != 2 or c.shape[1] != self.config.cond_dim:
             raise ConditionError(f"condition has shape {tuple(c.shape)}; the translator expects (N, {self.config.cond_dim})")
@@ -172,17 +167,10 @@ def save_translator(model: Translator, directory: str | os.PathLike, metadata: d
 
 def load_translator(directory: str | os.PathLike, device: str | torch.device = "cpu") -> Translator:
     """Load and verify a translator; returns it in eval mode with `.metadata` attached."""
-    doc = read_config(directory)
-    if doc["kind"] != KIND:
-        raise CheckpointError(f"{directory} holds a {doc['kind']!r}, not a translator")
-    known = {f.name for f in fields(TranslatorConfig)}
-    unknown = sorted(set(doc["config"]) - known)
-    if unknown:
-        raise CheckpointError(f"{directory}/config.json has unknown translator fields {unknown}")
-    try:
-        config = TranslatorConfig(**doc["config"])
-    except (TypeError, ValueError) as exc:
-        raise CheckpointError(f"{directory}/config.json: invalid translator config: {exc}") from exc
-    model = load_into(Translator(config), load_state(directory, doc), directory)
-    model.metadata = dict(doc.get("metadata", {}))
-    return model.eval().to(device)
+    def build(config: dict[str, Any]) -> Translator:
+        try:
+            return Translator(from_dict(TranslatorConfig, config, "translator fields"))
+        except (TypeError, ValueError) as exc:
+            raise CheckpointError(f"{directory}/config.json: invalid translator config: {exc}") from exc
+
+    return load_checkpoint(directory, KIND, build).eval().to(device)

@@ -1,19 +1,20 @@
 """Where a translator lives: a local directory, or a URI that a plugin turns into one.
 
 `models:/NAME@alias`, `models:/NAME/3` and `runs:/RUN_ID/translator` are MLflow URIs; tron does
-not import MLflow itself: resolvers are plugins registered under the entry-point group
-`tron.uri_resolvers`, keyed by scheme (this project's `pipelines` package provides `models`
-and `runs`). A resolver takes the URI and returns a local directory.
+not import MLflow itself: resolvers are functions URI -> local directory in the registry RESOLVERS,
+named by scheme in the entry-point group `tron.uri_resolvers` (this project's `pipelines` package
+provides `models` and `runs`).
 """
 from __future__ import annotations
 
 import re
-from importlib.metadata import entry_points
 from pathlib import Path
 
-from .errors import TronError
+from .errors import TronError, one_line
+from .registry import Registry
 
-ENTRY_POINT_GROUP = "tron.uri_resolvers"
+RESOLVERS: Registry = Registry("URI resolver", "tron.uri_resolvers",
+                               hint="pip install 'tron[pipelines]', or pass a local directory")
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):/")
 
 
@@ -22,7 +23,7 @@ def uri_scheme(spec: str) -> str | None:
     return match.group(1).lower() if match else None
 
 
-def resolve_local_dir(spec: str | Path) -> Path:
+def local_dir(spec: str | Path) -> Path:
     """A local directory for `spec`, downloading through a registered resolver when needed."""
     spec = str(spec)
     scheme = uri_scheme(spec)
@@ -30,13 +31,10 @@ def resolve_local_dir(spec: str | Path) -> Path:
         return Path(spec)
     if scheme == "file":
         return Path(spec[len("file://"):] if spec.startswith("file://") else spec[len("file:"):])
-    found = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == scheme]
-    if not found:
-        raise TronError(f"no resolver for {scheme}:/ URIs (entry-point group {ENTRY_POINT_GROUP!r}); "
-                        "pip install 'tron[pipelines]', or pass a local directory")
+    resolver = RESOLVERS.get(scheme)
     try:
-        return Path(found[0].load()(spec))
+        return Path(resolver(spec))
     except TronError:
         raise
     except Exception as exc:  # a resolver's own failure: name the URI, keep the cause
-        raise TronError(f"cannot fetch {spec}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from exc
+        raise TronError(f"cannot fetch {spec}: {type(exc).__name__}: {one_line(exc)}") from exc

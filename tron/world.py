@@ -1,121 +1,41 @@
 """A world bundles what sampling needs: G, f, the translators for (G, f), and default settings.
 
-On disk a world is a directory:
+A world directory is described by its world.json (tron.world_config, which draws the layout);
+`load_world` loads one, checking that each translator was trained for exactly this G and f, and
+`create_world` (`tron world create`) makes one from a user's own G and f:
 
-    world.json        WorldConfig: name, description, where G, f and the translators are, the
-                      Langevin defaults, the translator std scale, the judge, the training recipe
-    generator/        config.json + model.safetensors   (or world.json names an adapter spec)
-    encoder/          config.json + model.safetensors   (or an adapter spec)
-    translator/       config.json + model.safetensors (metadata holds G's and f's fingerprints)
-    translator-image/ optional: the translator for image conditions (trained without text noise)
+    create_world(DIR, generator=SPEC, encoder=SPEC [, translator=DIR|models:/NAME@alias,
+                 image_translator=..., langevin=PRESET_OR_JSON, judge={...}])
 
-`generator` and `encoder` in world.json are a subdirectory of the world or an adapter spec
-(`tron.components`: `biggan:/models/biggan`, `efficientnet:lite0`, ...); a world made from specs
-records their fingerprints and refuses to load when the files behind a spec have changed.
-`translators` maps a kind of condition ("default", "image") to a subdirectory or a registry URI.
-The zoo ships worlds inside the package; `zoo:NAME` names one of them.
+G and f are specs (tron.components): an adapter spec (`biggan:/models/biggan#truncation=0.4`,
+`efficientnet:lite0`, ...), zoo:NAME or a tron checkpoint directory. An adapter spec is recorded as
+it is, with its fingerprint (the world refuses to load once the files behind it change); a
+checkpoint directory is copied in. A translator directory is copied in, a registry URI recorded
+(the world follows the registry); either must have been trained for exactly this G and f.
 """
 from __future__ import annotations
 
-import json
 import os
-from dataclasses import asdict, dataclass, field, fields
+import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from .components import component_fingerprint, component_spec, is_checkpoint, load_encoder_spec, load_generator_spec
+from .conditions import space_of
 from .encoders import MAIN, Encoder
-from .errors import CheckpointError, ConditionError, RegistryError
+from .errors import CheckpointError, ConditionError, TronError
 from .generators import Generator
 from .langevin import LangevinConfig
+from .presets import langevin_settings
 from .sampler import Sampler
-from .training import TrainingRecipe
 from .translator import Translator, load_translator
-from .uris import resolve_local_dir, uri_scheme
+from .uris import local_dir, uri_scheme
+from .world_config import DEFAULT, WorldConfig, locate_world
 
-WORLD_FILE = "world.json"
-ZOO_ROOT = Path(__file__).parent / "zoo" / "weights"
-DEFAULT = "default"
-PARTS = ("generator", "encoder")
-
-
-@dataclass
-class WorldConfig:
-    """world.json. Unknown keys are an error, so a typo is not silently ignored."""
-
-    name: str
-    description: str = ""
-    generator: str = "generator"  # a subdirectory of the world, or an adapter spec
-    encoder: str = "encoder"
-    captioner: str | None = None  # the captioner of its captioned pairs (a subdirectory or a spec), if it has one
-    translators: dict[str, str] = field(default_factory=lambda: {DEFAULT: "translator"})  # kind -> dir or URI
-    langevin: LangevinConfig = field(default_factory=LangevinConfig)  # sampling defaults
-    translator_std_scale: float = 1.0  # z0 drawn with the mixture's shared std times this (see Sampler)
-    judge: dict[str, Any] | None = None  # {"kind": ..., options}: the measuring instrument (tron.judges)
-    training: dict[str, Any] = field(default_factory=dict)  # kind -> TrainingRecipe of that translator (tron.training)
-    fingerprints: dict[str, str] = field(default_factory=dict)  # recorded for spec-based parts
-    metrics: dict[str, Any] = field(default_factory=dict)  # measured facts about the parts (held-out accuracy, ...)
-
-    def __post_init__(self) -> None:
-        if isinstance(self.langevin, dict):
-            self.langevin = LangevinConfig.from_dict(self.langevin)
-        if not isinstance(self.name, str) or not self.name:
-            raise ValueError("a world needs a name")
-        if not isinstance(self.translators, dict) or not all(isinstance(v, str) for v in self.translators.values()):
-            raise ValueError("translators must map a kind of condition to a directory or URI")
-        unknown = sorted(set(self.translators) - {DEFAULT, "label", "text", "image"})
-        if unknown:
-            raise ValueError(f"unknown translator kind(s) {', '.join(unknown)}; use default, label, text or image")
-        if not self.translator_std_scale > 0:
-            raise ValueError(f"translator_std_scale must be > 0, got {self.translator_std_scale!r}")
-        if self.judge is not None and not (isinstance(self.judge, dict) and isinstance(self.judge.get("kind"), str)):
-            raise ValueError('judge must be an object with a "kind"')
-        if set(self.training) & {"translator", "train", "num_pairs"}:  # the one-translator form of earlier worlds
-            self.training = {DEFAULT: self.training}
-        unknown = sorted(set(self.training) - {DEFAULT, "label", "text", "image"})
-        if unknown:
-            raise ValueError(f"unknown training kind(s) {', '.join(unknown)}; use default, label, text or image")
-        for recipe in self.training.values():
-            TrainingRecipe.from_dict(recipe)
-
-    def training_recipe(self, kind: str = DEFAULT) -> TrainingRecipe | None:
-        """How this world's translator for `kind` was trained (its "default" one for a kind without its own)."""
-        doc = self.training.get(kind, self.training.get(DEFAULT))
-        return TrainingRecipe.from_dict(doc) if doc is not None else None
-
-    @classmethod
-    def from_dict(cls, doc: dict[str, Any]) -> WorldConfig:
-        if not isinstance(doc, dict):
-            raise ValueError(f"{WORLD_FILE} must hold a JSON object")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(doc) - known)
-        if unknown:
-            raise ValueError(f"unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        return cls(**doc)
-
-    @classmethod
-    def load(cls, directory: str | os.PathLike) -> WorldConfig:
-        path = Path(directory) / WORLD_FILE
-        try:
-            return cls.from_dict(json.loads(path.read_text()))
-        except json.JSONDecodeError as exc:
-            raise CheckpointError(f"{path} is not valid JSON: {exc}") from exc
-        except (TypeError, ValueError) as exc:
-            raise CheckpointError(f"{path}: {exc}") from exc
-
-    def to_dict(self) -> dict[str, Any]:
-        doc = asdict(self)
-        doc["langevin"] = self.langevin.to_dict()
-        return doc
-
-    def save(self, directory: str | os.PathLike) -> Path:
-        from .checkpoint import _atomic_write_bytes
-
-        path = Path(directory) / WORLD_FILE
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_write_bytes(path, (json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n").encode())
-        return path
+PARTS = ("generator", "encoder", "captioner")  # the parts a translator records the fingerprints of
 
 
 @dataclass
@@ -137,8 +57,6 @@ class World:
 
     def sampler(self, kind: str | None = None) -> Sampler:
         """The sampler for a kind of condition: its translator and the encoder space it lives in."""
-        from .conditions import space_of
-
         space = space_of(self.encoder, kind) if kind else MAIN
         # A translator of its own for the kind, else the default one where it shares its space.
         translator = self.translators.get(kind) if kind in self.translators else (self.translator if space == MAIN else None)
@@ -147,47 +65,10 @@ class World:
         return Sampler(self.generator, self.encoder, translator, self.translator_std_scale, space)
 
 
-def list_zoo() -> list[str]:
-    if not ZOO_ROOT.is_dir():
-        return []
-    return sorted(p.name for p in ZOO_ROOT.iterdir() if (p / WORLD_FILE).is_file())
-
-
-def resolve_world_path(spec: str | os.PathLike) -> Path:
-    """'zoo:digits' -> the packaged directory; anything else is a directory path."""
-    spec = str(spec)
-    if spec.startswith("zoo:"):
-        name = spec[4:]
-        path = ZOO_ROOT / name
-        if not (path / WORLD_FILE).is_file():
-            raise RegistryError(f"unknown zoo world {name!r}; available: {', '.join(list_zoo()) or 'none'}")
-        return path
-    path = Path(spec)
-    if not (path / WORLD_FILE).is_file():
-        raise CheckpointError(f"{spec} is not a world directory (no {WORLD_FILE}); use zoo:NAME or a directory")
-    return path
-
-
-def part_spec(world_dir: Path, config: WorldConfig, part: str) -> str:
-    """The spec `tron.components` loads G or f from: the world's subdirectory, or the adapter spec."""
-    value = getattr(config, part)
-    if value is None:
-        raise CheckpointError(f"the world {config.name!r} ({world_dir}) names no {part}")
-    local = world_dir / value
-    if (local / "config.json").is_file():
-        return str(local)
-    # A file an adapter spec names relative to the world (caption-bank:caption_bank.json) lives in it.
-    scheme, colon, rest = value.partition(":")
-    body, hash_, options = rest.partition("#")
-    if colon and body and not Path(body).is_absolute() and (world_dir / body).exists():
-        return f"{scheme}:{world_dir / body}{hash_}{options}"
-    return value
-
-
 def check_translator_fits(translator: Translator, fingerprints: dict[str, str], source: Any = "") -> None:
     """Refuse a translator trained for a different G or f, naming which one changed."""
     meta = getattr(translator, "metadata", {}) or {}
-    for part in (*PARTS, "captioner"):
+    for part in PARTS:
         want = meta.get(f"{part}_fingerprint")
         have = fingerprints.get(part)
         if want is not None and have is not None and want != have:
@@ -197,36 +78,33 @@ def check_translator_fits(translator: Translator, fingerprints: dict[str, str], 
             )
 
 
-def world_fingerprints(world_dir: Path, config: WorldConfig) -> dict[str, str]:
-    """G's and f's fingerprints now; refuses a spec whose files changed since the world was made."""
-    from .components import component_fingerprint
-
-    parts = PARTS + (("captioner",) if config.captioner else ())
-    fps = {part: component_fingerprint(part_spec(world_dir, config, part), part) for part in parts}
+def world_fingerprints(directory: Path, config: WorldConfig) -> dict[str, str]:
+    """The parts' fingerprints now; refuses a spec whose files changed since the world was made."""
+    parts = [part for part in PARTS if getattr(config, part)]
+    fps = {part: component_fingerprint(config.part_spec(directory, part), part) for part in parts}
     for part in parts:
         recorded = config.fingerprints.get(part)
         if recorded is not None and recorded != fps[part]:
-            raise CheckpointError(f"{world_dir}: the {part} {getattr(config, part)!r} has changed since the world was made "
+            raise CheckpointError(f"{directory}: the {part} {getattr(config, part)!r} has changed since the world was made "
                                   f"(fingerprint {recorded}, now {fps[part]}); retrain its translators and remake the world")
     return fps
 
 
-def translator_location(world_dir: Path, value: str) -> Path:
-    return resolve_local_dir(value) if uri_scheme(value) is not None else world_dir / value
+def translator_location(directory: Path, value: str) -> Path:
+    """Where a world's translator lives: a subdirectory, or a URI (fetched into a local directory)."""
+    return local_dir(value) if uri_scheme(value) is not None else directory / value
 
 
 def load_world(spec: str | os.PathLike, device: str | torch.device = "cpu",
                translator: str | os.PathLike | None = None) -> World:
     """Load a world by `zoo:NAME` or directory; `translator` (a directory or a registry/run URI)
     overrides the bundled default one and must have been trained for this world's G and f."""
-    from .components import load_encoder_spec, load_generator_spec
-
-    path = resolve_world_path(spec)
+    path = locate_world(spec)
     config = WorldConfig.load(path)
     fps = world_fingerprints(path, config)
     locations = {kind: translator_location(path, value) for kind, value in config.translators.items()}
     if translator is not None:
-        locations[DEFAULT] = resolve_local_dir(translator)
+        locations[DEFAULT] = local_dir(translator)
     translators = {}
     for kind, where in locations.items():
         if where.exists() or (kind == DEFAULT and translator is not None):
@@ -234,8 +112,8 @@ def load_world(spec: str | os.PathLike, device: str | torch.device = "cpu",
             check_translator_fits(translators[kind], fps, where)
     return World(
         name=config.name,
-        generator=load_generator_spec(part_spec(path, config, "generator"), device),
-        encoder=load_encoder_spec(part_spec(path, config, "encoder"), device),
+        generator=load_generator_spec(config.part_spec(path, "generator"), device),
+        encoder=load_encoder_spec(config.part_spec(path, "encoder"), device),
         translators=translators,
         langevin=config.langevin,
         description=config.description,
@@ -244,3 +122,55 @@ def load_world(spec: str | os.PathLike, device: str | torch.device = "cpu",
         config=config,
         path=path,
     )
+
+
+def create_world(directory: str | Path, generator: str, encoder: str, translator: str | None = None,
+                 image_translator: str | None = None, langevin: str | dict | None = None, translator_std_scale: float = 1.0,
+                 judge: dict | None = None, name: str | None = None, description: str = "",
+                 allow_pickle: bool = False) -> WorldConfig:
+    """Write a world directory that refers to G, f and translators (see the module's docstring);
+    returns its WorldConfig. Nothing is written unless every part loads and every translator fits."""
+    out = Path(directory)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise TronError(f"{out} exists and is not empty: give a new directory")
+    g = load_generator_spec(generator, allow_pickle=allow_pickle)  # fail here, in one line, on bad specs
+    f = load_encoder_spec(encoder, allow_pickle=allow_pickle)
+    fps = {"generator": component_fingerprint(generator, "generator"), "encoder": component_fingerprint(encoder, "encoder")}
+    parts: dict[str, str] = {}
+    staged: list[tuple[Path, str]] = []  # (source directory, name in the world)
+    for part, spec in (("generator", generator), ("encoder", encoder)):
+        inner = component_spec(spec, part)
+        if is_checkpoint(inner, part):  # copied in
+            staged.append((Path(inner), part))
+            parts[part] = part
+        else:
+            parts[part] = inner
+    translators: dict[str, str] = {}
+    probe = World(name or out.name, g, f, {})
+    for kind, spec in ((DEFAULT, translator), ("image", image_translator)):
+        if spec is None:
+            continue
+        local = local_dir(spec)
+        t = load_translator(local)
+        check_translator_fits(t, fps, spec)
+        probe.translators = {kind: t}
+        probe.sampler(None if kind == DEFAULT else kind)  # the dimensions fit G and f's space
+        if uri_scheme(spec) is None:
+            staged.append((local, "translator" if kind == DEFAULT else "translator-image"))
+            translators[kind] = staged[-1][1]
+        else:
+            translators[kind] = spec
+    try:
+        config = WorldConfig(
+            name=name or out.name, description=description, generator=parts["generator"], encoder=parts["encoder"],
+            # With no translator yet, where train_translator.py's export can be put later.
+            translators=translators or {DEFAULT: "translator"},
+            langevin=langevin_settings(langevin, LangevinConfig(), g), translator_std_scale=translator_std_scale,
+            judge=judge, fingerprints=fps)
+    except ValueError as exc:
+        raise TronError(f"the world's settings: {exc}") from None
+    out.mkdir(parents=True, exist_ok=True)
+    for source, target in staged:
+        shutil.copytree(source, out / target)
+    config.save(out)
+    return config

@@ -22,7 +22,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from tron.world import ZOO_ROOT
+from tron.arguments import Parser
+from tron.world_config import ZOO_ROOT
 
 GENERATOR, ENCODER = "gan-face-generate", "efficientnet:lite0"
 JUDGE, SECOND_JUDGE = "efficientnet:lite2", "efficientnet:lite1"
@@ -50,9 +51,7 @@ LANGEVIN = {"steps": 25, "step_size": 0.2, "noise_std": 0.01, "momentum": 0.9, "
 
 
 def build_parser():
-    from pipelines.common import ArgumentParser
-
-    p = ArgumentParser(prog="python -m pipelines.recipes.faces", description=__doc__.split("\n\n")[0])
+    p = Parser(prog="python -m pipelines.recipes.faces", description=__doc__.split("\n\n")[0])
     p.add_argument("--stage", choices=STAGES, action="append", help="stages to run (default: all, in order)")
     p.add_argument("--work", type=Path, default=Path("outputs/faces"), help="datasets, checkpoints, MLflow store")
     p.add_argument("--out", type=Path, default=ZOO_ROOT / "faces", help="the world directory to write")
@@ -130,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
 def write_world(work: Path, out: Path) -> None:
     from tron.components import component_fingerprint
     from tron.training import TrainingRecipe
-    from tron.world import WorldConfig
+    from tron.world_config import WorldConfig
 
     hist = json.loads((work / "histogram.json").read_text())
     for kind, name in (("label", "translator"), ("image", "translator-image")):

@@ -1,7 +1,7 @@
 """Serve TR0N sampling over HTTP with Ray Serve, one concern per module:
 
     config.py       ServeConfig: the model, per-request caps, batching and queue bounds
-    registry.py     following an MLflow alias to pick up promotions
+    promotion.py    following an MLflow alias to pick up promotions
     model.py        ServedModel: G, f and translators of a world; conditions; batched sampling
     api.py          the FastAPI app: request models, validation, limits (testable without Ray)
     deployments.py  the Ray Serve deployments and build_app / app_builder (Ray is imported here only)

@@ -18,6 +18,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tron.conditions import normalize_prompt
+from tron.errors import ConditionError
+from tron.images import decode_image, png_bytes
+
 from .config import ServeConfig
 from .model import Job, wrong_kind_message
 
@@ -62,16 +66,12 @@ def request_models(config: ServeConfig):
     Label = Annotated[JsonInt, Field(ge=0)] | Annotated[str, Field(min_length=1, max_length=config.max_prompt_chars)]
 
     def _one_of(model, names):
-        from tron.conditions import normalize_prompt
-        from tron.errors import ConditionError
-
         given = [n for n in names if getattr(model, n) is not None]
         if len(given) != 1:
             raise ValueError(f"give exactly one of {', '.join(names)}" + (f"; got {', '.join(given)}" if given else ""))
-        text = getattr(model, "text", None)
-        if text is not None:
-            try:  # the CLI's rule: nothing printable left (control, zero-width characters) is empty
-                normalize_prompt(text)
+        if getattr(model, "text", None) is not None:
+            try:  # the CLI's rule, once per request: nothing printable left (control, zero-width characters) is empty
+                model.text = normalize_prompt(model.text)
             except ConditionError as exc:
                 raise ValueError(str(exc)) from None
         return model
@@ -142,8 +142,6 @@ def request_models(config: ServeConfig):
 
 
 def decode_base64_image(text: str, max_side: int, what: str = "image"):
-    from tron.images import decode_image
-
     try:
         data = base64.b64decode(text.split(",", 1)[1] if text.startswith("data:") else text, validate=True)
     except (binascii.Error, ValueError):
@@ -160,17 +158,14 @@ def job_from_request(req, config: ServeConfig) -> tuple[Job, str]:
     if req.label is not None:
         label = req.label.strip() if isinstance(req.label, str) else req.label
         return Job("label", label, **params), f"label {label!r}" if isinstance(label, str) else f"label {label}"
-    from tron.conditions import normalize_prompt
-
-    if req.text is not None:
-        text = normalize_prompt(req.text)
-        return Job("text", text, **params), f"text {text!r}"
+    if req.text is not None:  # normalised by the request model's validator
+        return Job("text", req.text, **params), f"text {req.text!r}"
     if req.image is not None:
         return Job("image", decode_base64_image(req.image, config.max_image_side), **params), "image"
     items, names = [], []
     for i, p in enumerate(req.prompts):
         if p.text is not None:
-            items.append(("text", normalize_prompt(p.text), p.weight))
+            items.append(("text", p.text, p.weight))
             names.append(f"{p.weight:g} x {items[-1][1]!r}")
         else:
             items.append(("image", decode_base64_image(p.image, config.max_image_side, f"prompts[{i}].image"), p.weight))
@@ -289,8 +284,6 @@ def create_app(config: ServeConfig, backend):
     """The FastAPI app. `backend` has `async describe() -> dict` and `async generate(job) -> dict`."""
     from fastapi import FastAPI
     from fastapi.responses import HTMLResponse, JSONResponse
-
-    from tron.images import png_bytes
 
     GenerateRequest, GenerateResponse = request_models(config)
     page = PAGE_FILE.read_text()

@@ -8,14 +8,18 @@ import sys
 import time
 from pathlib import Path
 
+from pipelines.common import init_ray
+from tron.arguments import Parser
+from tron.errors import CheckpointError, TronError
+from tron.uris import uri_scheme
+from tron.world_config import locate_world
+
 from .config import ServeConfig
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    from pipelines.common import ArgumentParser
-
     d = ServeConfig()
-    p = ArgumentParser(prog="tron serve", description="Serve TR0N sampling over HTTP on a local (or given) Ray cluster.")
+    p = Parser(prog="tron serve", description="Serve TR0N sampling over HTTP on a local (or given) Ray cluster.")
     p.add_argument("--world", default=d.world, help="zoo:NAME or a world directory")
     p.add_argument("--translator", default=None, help="translator directory or models:/NAME@alias (default: the world's)")
     p.add_argument("--reload-interval", type=float, default=d.reload_interval_s,
@@ -47,18 +51,13 @@ def config_from_args(args: argparse.Namespace) -> ServeConfig:
 
 def main(argv: list[str] | None = None) -> int:
     """Deploy the app and serve until interrupted (Ctrl-C or SIGTERM), then take it down again."""
-    from pipelines.common import init_ray
-    from tron.errors import CheckpointError, TronError
-    from tron.uris import uri_scheme
-    from tron.world import resolve_world_path
-
     args = parse_args(argv)
     try:
         config = config_from_args(args)
     except ValueError as exc:
         raise TronError(str(exc)) from None
     # Fail here, in one line, rather than inside a replica that Serve would keep restarting.
-    resolve_world_path(config.world)
+    locate_world(config.world)
     if config.translator and uri_scheme(config.translator) is None and not Path(config.translator).is_dir():
         raise CheckpointError(f"translator {config.translator} is not a directory; give a directory or models:/NAME@alias")
     external = bool(args.address or os.environ.get("RAY_ADDRESS"))

@@ -1,10 +1,12 @@
 """ServeConfig: everything a deployment needs; the Serve config YAML's `args:` are its fields."""
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
-from .registry import registry_reference
+from tron.errors import from_dict
+
+from .promotion import registry_reference
 
 
 @dataclass
@@ -58,12 +60,7 @@ class ServeConfig:
 
     @classmethod
     def from_dict(cls, args: dict[str, Any] | None) -> ServeConfig:
-        args = dict(args or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(args) - known)
-        if unknown:
-            raise ValueError(f"unknown serve option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        return cls(**args)
+        return from_dict(cls, dict(args or {}), "serve option(s)")
 
     def follows_alias(self) -> bool:
         """Whether replicas re-resolve the translator's registry alias to pick up promotions."""

@@ -4,8 +4,8 @@
 
 `build_app(config)` builds the FastAPI app for the config (pipelines.serve.api) and an ingress
 deployment around it with Serve's documented form, `@serve.ingress(app)`; the app's routes reach the
-ingress replica's handle to the sampler through `ReplicaBackend`. `app_builder(args)` is the same for
-a Serve config file (`import_path: pipelines.serve.deployments:app_builder`).
+sampler through `SamplerBackend`, the ingress replica's handle to it. `app_builder(args)` is the same
+for a Serve config file (`import_path: pipelines.serve.deployments:app_builder`).
 """
 from __future__ import annotations
 
@@ -17,12 +17,18 @@ import time
 from dataclasses import asdict
 from typing import Any
 
+import torch
 from ray import serve
+from ray.exceptions import RayActorError
+from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
+
+from tron.allocator import keep_freed_memory
+from tron.errors import TronError, one_line
 
 from .api import Overloaded, Unavailable, create_app
 from .config import ServeConfig
 from .model import Job, ServedModel
-from .registry import Reload
+from .promotion import Reload
 
 INGRESS_NAME, SAMPLER_NAME = "TronIngress", "TronSampler"
 APP_NAME = "tron"
@@ -33,10 +39,6 @@ class TronSampler:
     """Holds the model; concurrent `generate` calls meet in `_batch`."""
 
     def __init__(self, config: dict) -> None:
-        import torch
-
-        from tron.allocator import keep_freed_memory
-
         self.config = ServeConfig.from_dict(config)
         # As many torch threads as the replica has CPUs (Ray sets no OMP_NUM_THREADS for it, and torch
         # would take every core of the node, fighting the proxy and the ingress for them).
@@ -72,8 +74,6 @@ class TronSampler:
         return {"pid": os.getpid(), "replica": serve.get_replica_context().replica_id.unique_id}
 
     async def generate(self, job: Job) -> dict:
-        from tron.errors import TronError
-
         arrived = time.perf_counter()  # the request's deadline counts from here
         try:
             c = self.model.condition(job)
@@ -92,57 +92,43 @@ class TronSampler:
         return outs
 
 
-class HandleBackend:
-    """The sampler deployment as create_app's backend: Serve's errors become Overloaded / Unavailable."""
+class SamplerBackend:
+    """create_app's backend in an ingress replica: the sampler deployment through the replica's handle
+    to it (`TronIngress.sampler`, which Serve gives the replica); Serve's errors become Overloaded or
+    Unavailable."""
 
-    def __init__(self, handle) -> None:
-        self.handle = handle
+    @staticmethod
+    def _handle():
+        return serve.get_replica_context().servable_object.sampler
 
     async def describe(self) -> dict:
-        return await self.handle.describe.remote()
+        return await self._handle().describe.remote()
 
     async def generate(self, job: Job) -> dict:
-        from ray.exceptions import RayActorError
-        from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
-
-        response = self.handle.generate.remote(job)
+        response = self._handle().generate.remote(job)
         try:
             return await response
         except asyncio.CancelledError:  # the ingress gave up (timeout): drop the queued work too
             response.cancel()
             raise
         except BackPressureError as exc:
-            raise Overloaded(str(exc).splitlines()[0]) from None
+            raise Overloaded(one_line(exc)) from None
         except (RayActorError, DeploymentUnavailableError) as exc:
             raise Unavailable(type(exc).__name__) from None
-
-
-class ReplicaBackend:
-    """create_app's backend inside an ingress replica: the replica's own HandleBackend."""
-
-    @staticmethod
-    def _backend() -> HandleBackend:
-        return serve.get_replica_context().servable_object.backend
-
-    async def describe(self) -> dict:
-        return await self._backend().describe()
-
-    async def generate(self, job: Job) -> dict:
-        return await self._backend().generate(job)
 
 
 def build_app(config: ServeConfig):
     """The Serve application: TronIngress.bind(TronSampler.bind(...)), options from the config."""
     args = asdict(config)
-    app = create_app(config, ReplicaBackend())
+    app = create_app(config, SamplerBackend())
 
     @serve.deployment(name=INGRESS_NAME)
     @serve.ingress(app)
     class TronIngress:
-        """HTTP in front of the sampler: the routes of `app`, which reach `self.backend`."""
+        """HTTP in front of the sampler: the routes of `app`, which reach it through `self.sampler`."""
 
         def __init__(self, sampler) -> None:
-            self.backend = HandleBackend(sampler)
+            self.sampler = sampler
 
     bound_sampler = TronSampler.options(
         num_replicas=config.sampler_replicas,

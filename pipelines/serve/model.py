@@ -14,8 +14,19 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import torch
+
+from tron import conditions
+from tron.checkpoint import fingerprint
+from tron.errors import CheckpointError, ConditionError
+from tron.images import to_uint8
+from tron.sampler import Chains, Sampler
+from tron.translator import load_translator
+from tron.world import check_translator_fits, load_world, translator_location
+from tron.world_config import DEFAULT, WorldConfig, locate_world
+
 from .config import ServeConfig
-from .registry import Reload, alias_version, registry_reference, resolve_translator
+from .promotion import Reload, alias_version, fetch_translator, registry_reference
 
 
 @dataclass
@@ -54,8 +65,6 @@ def wrong_kind_message(model: dict, kind: str) -> str:
 
 def image_tensor(image):
     """(H, W, 3) uint8 -> (1, 3, H, W) float in [0, 1]."""
-    import torch
-
     return torch.from_numpy(image).permute(2, 0, 1).unsqueeze(0).float() / 255
 
 
@@ -63,14 +72,10 @@ class ServedModel:
     """G, f and the translators of one world, with the batched sampling the server needs."""
 
     def __init__(self, config: ServeConfig) -> None:
-        from tron.checkpoint import fingerprint
-        from tron.errors import CheckpointError
-        from tron.world import DEFAULT, WorldConfig, load_world, resolve_world_path, translator_location
-
         self.config = config
-        world_path = resolve_world_path(config.world)
+        world_path = locate_world(config.world)
         if config.translator:
-            translator_dir, source = resolve_translator(config.translator)
+            translator_dir, source = fetch_translator(config.translator)
         else:
             translator_dir = translator_location(world_path, WorldConfig.load(world_path).translators[DEFAULT])
             source = {"source": f"{config.world} (bundled)"}
@@ -111,12 +116,6 @@ class ServedModel:
         """Blocking (a worker thread runs it, off the request path): the version the translator's
         alias names now; if it is new, that version downloaded, loaded and checked against the live
         G and f (the same check as load_world's). Nothing here changes what is served: see apply."""
-        from tron.checkpoint import fingerprint
-        from tron.errors import CheckpointError, ConditionError
-        from tron.sampler import Sampler
-        from tron.translator import load_translator
-        from tron.world import check_translator_fits
-
         name, _, alias = registry_reference(self.config.translator)
         version = alias_version(name, alias)
         if version == self.description["translator"].get("registry_version"):
@@ -124,7 +123,7 @@ class ServedModel:
         if self._refused is not None and self._refused[0] == version:
             return Reload(version, error=self._refused[1], final=True)
         try:
-            directory, source = resolve_translator(self.config.translator, version)
+            directory, source = fetch_translator(self.config.translator, version)
             translator = load_translator(directory, self.config.device)
             check_translator_fits(translator, self.world.fingerprints, f"models:/{name}/{version}")
             sampler = Sampler(self.world.generator, self.world.encoder, translator,  # checks the dimensions too
@@ -137,8 +136,6 @@ class ServedModel:
     def apply(self, reload: Reload) -> str | None:
         """Act on a fetch_promoted result. Call it between batches (a replica calls it on its event
         loop, which a running batch blocks). Returns a line to log when something changed."""
-        from tron.world import DEFAULT
-
         served = self.description["version"]
         if reload.sampler is not None:
             self.world.translators[DEFAULT] = reload.translator
@@ -159,9 +156,6 @@ class ServedModel:
 
     def condition(self, job: Job):
         """The job's condition (one row, tron.conditions.Condition); ConditionError on anything unusable."""
-        from tron import conditions
-        from tron.errors import ConditionError
-
         if job.kind not in self.kinds:
             raise ConditionError(wrong_kind_message(self.description, job.kind))
         encoder = self.world.encoder
@@ -173,9 +167,6 @@ class ServedModel:
             cond = conditions.from_images(encoder, image_tensor(job.value))
         else:
             items = [(kind, image_tensor(value) if kind == "image" else value) for kind, value, _ in job.value]
-            for kind, _ in items:
-                if kind not in self.kinds:
-                    raise ConditionError(f"this model ({self.world.name}) takes no {kind} prompts")
             cond = conditions.build(encoder, items=items, weights=[w for _, _, w in job.value])
         sampler = self.sampler_for(cond.kind)
         cond.c = sampler.translator.check_condition(encoder.check_condition(cond.c.to(sampler.device), cond.space))
@@ -183,7 +174,7 @@ class ServedModel:
 
     def sampler_for(self, kind: str):
         """The served default sampler, or the world's own for a kind with a translator of its own."""
-        if kind in self.world.translators and kind != "default":
+        if kind in self.world.translators and kind != DEFAULT:
             return self.world.sampler(kind)
         return self.sampler
 
@@ -191,11 +182,6 @@ class ServedModel:
         """Run the jobs as one batch; one dict per job: uint8 images (N, H, W, C), energies, steps
         and the description of the model that sampled them (or an error for a job whose deadline,
         a time.perf_counter() value, passed first)."""
-        import torch
-
-        from tron.images import to_uint8
-        from tron.sampler import Chains
-
         description = self.description  # the whole batch runs on this translator
         steps = [self.world.langevin.steps if job.steps is None else job.steps for job in jobs]
         deadlines = deadlines or [None] * len(jobs)

@@ -22,14 +22,13 @@ from typing import Any
 import torch
 
 from ..errors import CheckpointError
-from ..generators import GENERATORS, Generator
+from ..files import hash_tree
+from ..generators import Generator
 from ..priors import PriorConfig, sample_prior
-from .util import load_strict, load_weights_file, require
+from ..specs import AdapterSpec, Scheme
+from .util import load_strict, load_weights_file, need_package
 
-KIND = "biggan"
 
-
-@GENERATORS.register(KIND)
 class BigGANGenerator(Generator):
     """w (B, z_dim + class_embed_dim) -> (B, 3, S, S) in [0, 1]."""
 
@@ -38,7 +37,7 @@ class BigGANGenerator(Generator):
     default_prior = PriorConfig("truncated-normal", 2.0)  # BigGAN's truncated_noise_sample
 
     def __init__(self, biggan_config: dict[str, Any], truncation: float = 1.0, z_clamp: float | None = 2.0) -> None:
-        require("pytorch_pretrained_biggan", "a BigGAN generator", "pytorch-pretrained-biggan")
+        need_package("pytorch_pretrained_biggan", "a BigGAN generator", "pytorch-pretrained-biggan")
         from pytorch_pretrained_biggan import BigGAN, BigGANConfig
 
         if not 0 < truncation <= 1:
@@ -76,8 +75,8 @@ class BigGANGenerator(Generator):
         return torch.cat([w[:, :self.z_dim].clamp(-self.z_clamp, self.z_clamp), w[:, self.z_dim:]], dim=1)
 
 
-def load_spec(spec, allow_pickle: bool = False, part: str = "generator") -> BigGANGenerator:
-    """`biggan:DIR[#truncation=T,z_clamp=C]` (tron.components)."""
+def load_spec(spec: AdapterSpec, allow_pickle: bool = False, part: str = "generator") -> BigGANGenerator:
+    """`biggan:DIR[#truncation=T,z_clamp=C]`."""
     return load_biggan(spec.args[0], allow_pickle=allow_pickle, **spec.options)
 
 
@@ -103,3 +102,6 @@ def load_biggan(directory: str, truncation: float = 1.0, z_clamp: float | None =
     return model
 
 
+SCHEME = Scheme("biggan", "generator", "biggan:DIR[#truncation=T,z_clamp=C]",
+                "pytorch-pretrained-biggan; latent = z + class embedding", (1,), ("truncation", "z_clamp"),
+                load_spec, lambda s: hash_tree(s.args[0]))

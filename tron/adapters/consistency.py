@@ -23,23 +23,21 @@ from typing import Any
 
 import torch
 
-from ..checkpoint import load_into, load_state, save_checkpoint
-from ..errors import CheckpointError
-from ..generators import GENERATORS, Generator
+from ..errors import CheckpointError, one_line
+from ..files import hash_tree
+from ..generators import Generator
 from ..priors import PriorConfig
-from .util import require
+from ..specs import AdapterSpec, Scheme
+from .util import need_package
 
-KIND = "diffusers-consistency"
 
-
-@GENERATORS.register(KIND)
 class ConsistencyGenerator(Generator):
     """G(z) = the one-step sample of a consistency model from unit-variance noise z (B, C*H*W)."""
 
     default_prior = PriorConfig()  # the model was trained from N(0, sigma_max^2 I) noise
 
     def __init__(self, unet_config: dict[str, Any], scheduler_config: dict[str, Any] | None = None) -> None:
-        require("diffusers", "a consistency model")
+        need_package("diffusers", "a consistency model")
         from diffusers import CMStochasticIterativeScheduler, UNet2DModel
 
         super().__init__(unet_config=dict(unet_config), scheduler_config=dict(scheduler_config or {}))
@@ -73,19 +71,9 @@ class ConsistencyGenerator(Generator):
             x = x.clamp(-1, 1)
         return (x / 2 + 0.5).clamp(0, 1)
 
-    @classmethod
-    def from_checkpoint(cls, directory: str | os.PathLike, doc: dict[str, Any]) -> ConsistencyGenerator:
-        return load_into(cls(**doc["config"]), load_state(directory, doc), directory)
 
-
-def save_consistency(model: ConsistencyGenerator, directory: str | os.PathLike, metadata: dict | None = None,
-                     dtype: torch.dtype | None = None) -> Path:
-    """A tron checkpoint (config.json + model.safetensors) of the generator."""
-    return save_checkpoint(model, directory, KIND, model.config, metadata, dtype=dtype)
-
-
-def load_spec(spec, allow_pickle: bool = False, part: str = "generator") -> ConsistencyGenerator:
-    """`consistency:DIR` (tron.components)."""
+def load_spec(spec: AdapterSpec, allow_pickle: bool = False, part: str = "generator") -> ConsistencyGenerator:
+    """`consistency:DIR`."""
     return load_consistency_pretrained(spec.args[0], allow_pickle=allow_pickle)
 
 
@@ -93,7 +81,7 @@ def load_consistency_pretrained(directory: str | os.PathLike, allow_pickle: bool
     """A diffusers directory (unet/ and scheduler/, as `save_pretrained` writes them) as G.
 
     Weights load from safetensors only, unless allow_pickle (a `.bin` file is a pickle)."""
-    require("diffusers", "a consistency model")
+    need_package("diffusers", "a consistency model")
     from diffusers import CMStochasticIterativeScheduler, UNet2DModel
 
     directory = Path(directory)
@@ -110,10 +98,15 @@ def load_consistency_pretrained(directory: str | os.PathLike, allow_pickle: bool
         else:
             scheduler_config = {}
     except (OSError, ValueError) as exc:
-        raise CheckpointError(f"cannot load the consistency model in {directory}: {str(exc).splitlines()[0]}") from None
+        raise CheckpointError(f"cannot load the consistency model in {directory}: {one_line(exc)}") from None
     scheduler_config = {k: v for k, v in scheduler_config.items() if not k.startswith("_")}
     unet_config = {k: v for k, v in dict(unet.config).items() if not k.startswith("_")}
     model = ConsistencyGenerator(unet_config, scheduler_config)
     model.unet.load_state_dict(unet.state_dict())
     model.source = str(directory)
     return model
+
+
+SCHEME = Scheme("consistency", "generator", "consistency:DIR",
+                "diffusers UNet2DModel + CMStochasticIterativeScheduler, one step; latent = C*H*W", (1,), (),
+                load_spec, lambda s: hash_tree(s.args[0]))

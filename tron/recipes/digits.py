@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from ..checkpoint import fingerprint, read_config
 from ..encoders import load_encoder, save_encoder
@@ -20,8 +21,8 @@ from ..langevin import LangevinConfig
 from ..pairs import generate_pairs
 from ..training import TrainConfig, TrainingRecipe, train_translator
 from ..translator import save_translator
-from ..world import ZOO_ROOT, WorldConfig
-from ..zoo.digits import DigitsClassifier, DigitsVAE, load_digits_images, split_digits
+from ..world_config import ZOO_ROOT, WorldConfig
+from ..zoo.digits import DigitsClassifier, DigitsDecoder, load_digits_images, split_digits
 
 
 @dataclass
@@ -45,6 +46,27 @@ DEFAULT_LANGEVIN = LangevinConfig(steps=25, step_size=0.03, noise_std=0.01, prio
 # The translator learns p(z | y) from one-hot labels drawn from f(G(z))^(1/T) (see TrainConfig).
 TRANSLATOR_RECIPE = TrainingRecipe(translator={"hidden_dim": 256, "num_blocks": 2, "num_components": 10, "head": "gmm"},
                                    train={"batch_size": 256, "lr": 1e-3, "sample_labels": True, "label_temperature": 0.5})
+
+
+class DigitsVAE(nn.Module):
+    """Training-time wrapper: a conv encoder q(z|x) plus the decoder G."""
+
+    def __init__(self, latent_dim: int = 16, width: int = 64) -> None:
+        super().__init__()
+        self.encoder = nn.Sequential(
+            nn.Conv2d(1, width // 2, 3, 2, 1), nn.ReLU(),  # 8x8
+            nn.Conv2d(width // 2, width, 3, 2, 1), nn.ReLU(),  # 4x4
+            nn.Flatten(),
+            nn.Linear(width * 16, 2 * latent_dim),
+        )
+        self.decoder = DigitsDecoder(latent_dim, width)
+
+    def loss(self, x: torch.Tensor, beta: float = 1.0) -> torch.Tensor:
+        mu, logvar = self.encoder(x).chunk(2, dim=-1)
+        z = mu + (0.5 * logvar).exp() * torch.randn_like(mu)
+        rec = F.binary_cross_entropy_with_logits(self.decoder.logits(z), x, reduction="sum") / len(x)
+        kl = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum() / len(x)
+        return rec + beta * kl
 
 
 def random_shift(x: torch.Tensor, gen: torch.Generator, max_shift: int = 1) -> torch.Tensor:

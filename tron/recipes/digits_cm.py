@@ -22,13 +22,15 @@ from pathlib import Path
 
 import torch
 
+from ..adapters.consistency import ConsistencyGenerator
 from ..checkpoint import fingerprint
 from ..encoders import load_encoder
+from ..generators import load_generator, save_generator
 from ..langevin import LangevinConfig
 from ..pairs import generate_pairs
 from ..training import TrainConfig, TrainingRecipe, train_translator
 from ..translator import save_translator
-from ..world import ZOO_ROOT, WorldConfig
+from ..world_config import ZOO_ROOT, WorldConfig
 from ..zoo.digits import load_digits_images
 from .digits import TRANSLATOR_RECIPE, random_shift
 
@@ -77,9 +79,7 @@ def discretisation(step: int, total: int, s1: int) -> int:
     return min(S0 * 2 ** (step // stage), s1) + 1
 
 
-def train_consistency(budget: Budget, seed: int, log):
-    from ..adapters.consistency import ConsistencyGenerator
-
+def train_consistency(budget: Budget, seed: int, log) -> ConsistencyGenerator:
     torch.manual_seed(seed)
     x_all, _ = load_digits_images()
     x_all = x_all * 2 - 1  # (N, 1, 16, 16) in [-1, 1]
@@ -124,8 +124,6 @@ def train_consistency(budget: Budget, seed: int, log):
 
 
 def main(argv: list[str] | None = None) -> dict:
-    from ..adapters.consistency import save_consistency
-
     parser = argparse.ArgumentParser(prog="python -m tron.recipes.digits_cm", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=ZOO_ROOT / "digits-cm", help="world directory to write")
@@ -139,13 +137,11 @@ def main(argv: list[str] | None = None) -> dict:
     t0 = time.time()
 
     generator = train_consistency(budget, args.seed, log)
-    save_consistency(generator, args.out / "generator", dtype=torch.float16,
+    save_generator(generator, args.out / "generator", dtype=torch.float16,
                      metadata={"recipe": "tron.recipes.digits_cm", "budget": args.budget, "steps": budget.steps})
     if (args.out / "encoder").resolve() != args.encoder.resolve():
         shutil.rmtree(args.out / "encoder", ignore_errors=True)
         shutil.copytree(args.encoder, args.out / "encoder")
-    from ..generators import load_generator
-
     generator = load_generator(args.out / "generator")  # exactly what the world will load (fp16-rounded)
     classifier = load_encoder(args.out / "encoder")
     z, c = generate_pairs(generator, classifier, budget.pairs, seed=args.seed + 1, batch_size=500)

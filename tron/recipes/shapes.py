@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from ..augment import AugmentConfig
 from ..captioners import BANK_SCHEME, save_captioner, write_bank
@@ -31,8 +32,9 @@ from ..langevin import LangevinConfig
 from ..pairs import condition_scale, generate_columns
 from ..training import TrainConfig, TrainingRecipe, train_translator
 from ..translator import save_translator
-from ..world import ZOO_ROOT, WorldConfig
+from ..world_config import ZOO_ROOT, WorldConfig
 from ..zoo import shapes as S
+from ..zoo.shapes.judge import AttributeCNN, load_attribute_cnn, save_attribute_cnn
 
 Log = Callable[[str], None]
 STAGES = ("clip", "judge", "gan", "captioner", "translator")  # the order they run in
@@ -110,22 +112,82 @@ CAPTION_BANK = "caption_bank.json"
 
 
 # ----------------------------------------------------------------------------------------------
-# Attribute judge
+# Training-only pieces: the degradation of renders, the autoencoder's encoder, the GAN's critic
+
+
+def degrade(x: torch.Tensor, rng: torch.Generator | None = None, max_blur: float = 1.0,
+            max_noise: float = 0.08) -> torch.Tensor:
+    """Judge training augmentation: random Gaussian blur and pixel noise, so that it reads
+    imperfect generated images the way a person would. (N, 3, H, W) -> same"""
+    n = len(x)
+    sigma = max_blur * torch.rand(n, generator=rng)  # (N,)
+    r = torch.arange(-2, 3, dtype=torch.float32)
+    kernel = torch.exp(-r.view(1, -1) ** 2 / (2 * sigma.clamp_min(1e-3).view(-1, 1) ** 2))  # (N, 5)
+    kernel = kernel / kernel.sum(dim=1, keepdim=True)
+    # Separable blur with a different kernel per image: grouped convolution over N*3 channels.
+    k = kernel.repeat_interleave(3, dim=0)  # (3N, 5)
+    h = x.reshape(1, n * 3, *x.shape[2:])
+    h = F.conv2d(F.pad(h, (2, 2, 0, 0), mode="replicate"), k.view(-1, 1, 1, 5), groups=n * 3)
+    h = F.conv2d(F.pad(h, (0, 0, 2, 2), mode="replicate"), k.view(-1, 1, 5, 1), groups=n * 3)
+    h = h.view_as(x)
+    noise = max_noise * torch.rand(n, 1, 1, 1, generator=rng)
+    return (h + noise * torch.randn(x.shape, generator=rng)).clamp(0, 1)
+
+
+class ShapesEncoder(nn.Module):
+    """Training-time only: image (B, 3, 32, 32) -> code (B, k), standardised per dimension so
+    that the noise added to codes in training has a fixed scale."""
+
+    def __init__(self, code_dim: int = 16, width: int = 32) -> None:
+        super().__init__()
+        w = width
+        self.net = nn.Sequential(
+            nn.Conv2d(3, w, 4, 2, 1), nn.BatchNorm2d(w), nn.LeakyReLU(0.2),  # 16x16
+            nn.Conv2d(w, 2 * w, 4, 2, 1), nn.BatchNorm2d(2 * w), nn.LeakyReLU(0.2),  # 8x8
+            nn.Conv2d(2 * w, 4 * w, 4, 2, 1), nn.BatchNorm2d(4 * w), nn.LeakyReLU(0.2),  # 4x4
+            nn.Flatten(),
+            nn.Linear(4 * w * 16, code_dim),
+            nn.BatchNorm1d(code_dim, affine=False),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x * 2 - 1)
+
+
+class CodeCritic(nn.Module):
+    """Training-time critic on packs of codes (PacGAN): seeing several samples at once makes a
+    generator that covers only some of the 210 combinations easy to tell apart. Spectral
+    normalisation keeps it smooth enough for a hinge loss."""
+
+    def __init__(self, code_dim: int = 16, width: int = 256, pack: int = 4) -> None:
+        super().__init__()
+        self.pack = pack
+        self.net = S.mlp([code_dim * pack, width, width, width, 1])
+        for layer in self.net:
+            if isinstance(layer, nn.Linear):
+                nn.utils.parametrizations.spectral_norm(layer)
+
+    def forward(self, code: torch.Tensor) -> torch.Tensor:  # (B, k) -> (B / pack,)
+        return self.net(code.reshape(len(code) // self.pack, -1)).squeeze(1)
+
+
+# ----------------------------------------------------------------------------------------------
+# The judge's attribute CNN
 
 
 def train_judge(steps: int, batch: int, seed: int, log: Log, width: int = 32,
-                held_out: int = 5000) -> tuple[S.ShapesJudge, dict]:
+                held_out: int = 5000) -> tuple[AttributeCNN, dict]:
     """Train on freshly rendered, degraded images; held-out accuracy on unseen clean and
     degraded renders."""
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    judge = S.ShapesJudge(width)
+    judge = AttributeCNN(width)
     opt = torch.optim.AdamW(judge.parameters(), lr=2e-3, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=max(1, steps))
     for step in range(steps):
         judge.train()
         x, attrs = S.sample_images(batch, gen)
-        logits = judge(S.degrade(x, gen))
+        logits = judge(degrade(x, gen))
         loss = sum(F.cross_entropy(lg, attrs[:, i]) for i, lg in enumerate(logits))
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -137,7 +199,7 @@ def train_judge(steps: int, batch: int, seed: int, log: Log, width: int = 32,
     test_gen = torch.Generator().manual_seed(seed + 10_000)  # unseen images
     x, attrs = S.sample_images(held_out, test_gen)
     metrics = {}
-    for name, images in (("clean", x), ("degraded", S.degrade(x, test_gen))):
+    for name, images in (("clean", x), ("degraded", degrade(x, test_gen))):
         pred, _ = judge.judge(images)
         correct = pred == attrs
         metrics[f"held_out_{name}_all"] = float(correct.all(1).float().mean())
@@ -152,13 +214,13 @@ def train_judge(steps: int, batch: int, seed: int, log: Log, width: int = 32,
 
 
 def train_autoencoder(steps: int, batch: int, seed: int, log: Log, code_dim: int = 16, width: int = 32,
-                      code_noise: float = 0.15) -> tuple[S.ShapesEncoder, S.ShapesDecoder]:
+                      code_noise: float = 0.15) -> tuple[ShapesEncoder, S.ShapesDecoder]:
     """Stage 1 of the latent GAN: an autoencoder on fresh renders. Noise on the (standardised)
     codes makes the decoder draw clean shapes from codes near, not only at, those of real
     images, so that the mapping network need not hit them exactly."""
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    enc, dec = S.ShapesEncoder(code_dim, width), S.ShapesDecoder(code_dim, width)
+    enc, dec = ShapesEncoder(code_dim, width), S.ShapesDecoder(code_dim, width)
     params = list(enc.parameters()) + list(dec.parameters())
     opt = torch.optim.Adam(params, lr=2e-3)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=max(1, steps), pct_start=0.1)
@@ -186,7 +248,7 @@ def train_latent_gan(codes: torch.Tensor, mapping: torch.nn.Module, steps: int, 
     moving average of the mapping network. Steps are cheap (MLPs on 16-d codes), so it can
     afford the tens of thousands that sharp boundaries between the 210 combinations need.
     After `decay_from` of the steps both learning rates fall linearly to zero."""
-    critic = S.CodeCritic(codes.shape[1], 256, pack)
+    critic = CodeCritic(codes.shape[1], 256, pack)
     ema = copy.deepcopy(mapping).eval()
     opt_g = torch.optim.Adam(mapping.parameters(), lr=lr, betas=(0.0, 0.9))
     opt_c = torch.optim.Adam(critic.parameters(), lr=lr, betas=(0.0, 0.9))
@@ -219,7 +281,7 @@ def train_latent_gan(codes: torch.Tensor, mapping: torch.nn.Module, steps: int, 
     return ema
 
 
-def generator_from_autoencoder(enc: S.ShapesEncoder, dec: S.ShapesDecoder, steps: int, seed: int, log: Log,
+def generator_from_autoencoder(enc: ShapesEncoder, dec: S.ShapesDecoder, steps: int, seed: int, log: Log,
                                latent_dim: int = 32, num_codes: int = 50_000,
                                callback: Callable[[int, torch.nn.Module], None] | None = None) -> S.ShapesGenerator:
     """Codes of fresh renders, then the adversarially trained mapping in front of the decoder."""
@@ -246,7 +308,7 @@ def train_gan(steps: int, batch: int, seed: int, log: Log, latent_dim: int = 32,
 
 
 @torch.no_grad()
-def measure_generator(g: S.ShapesGenerator, judge: S.ShapesJudge, n: int = 10_000, seed: int = 123,
+def measure_generator(g: S.ShapesGenerator, judge: AttributeCNN, n: int = 10_000, seed: int = 123,
                       threshold: float = 0.9) -> dict:
     """Unconditional quality by the judge: share of recognisable samples (every attribute head
     at least `threshold` confident) and how many of the 210 combinations they cover."""
@@ -334,7 +396,7 @@ def train_clip(steps: int, batch: int, seed: int, model_name: str, directory: Pa
     for step in range(steps):
         x, attrs = S.sample_images(batch, gen)
         # Mild blur and noise: G's samples are never quite as clean as the renderer's.
-        x = S.degrade(x, gen, max_blur=0.7, max_noise=0.03)
+        x = degrade(x, gen, max_blur=0.7, max_noise=0.03)
         texts, keep = S.random_captions(attrs, gen)
         image_features = F.normalize(model.encode_image(encoder.preprocess(x)), dim=-1)
         text_features = F.normalize(model.encode_text(tokenize(texts)), dim=-1)
@@ -365,7 +427,7 @@ def train_captioner(steps: int, batch: int, seed: int, log: Log, width: int = 24
     for step in range(steps):
         model.train()
         x, attrs = S.sample_images(batch, gen)
-        loss = sum(F.cross_entropy(lg, attrs[:, i]) for i, lg in enumerate(model(S.degrade(x, gen))))
+        loss = sum(F.cross_entropy(lg, attrs[:, i]) for i, lg in enumerate(model(degrade(x, gen))))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -375,7 +437,7 @@ def train_captioner(steps: int, batch: int, seed: int, log: Log, width: int = 24
     model.eval()
     test_gen = torch.Generator().manual_seed(seed + 10_000)
     x, attrs = S.sample_images(held_out, test_gen)
-    correct = model.attributes(S.degrade(x, test_gen)) == attrs
+    correct = model.attributes(degrade(x, test_gen)) == attrs
     metrics = {"held_out_degraded_all": float(correct.all(1).float().mean()),
                **{f"held_out_degraded_{a}": float(correct[:, i].float().mean()) for i, a in enumerate(S.ATTRIBUTE_NAMES)}}
     log(f"captioner held-out accuracy (degraded renders): {metrics['held_out_degraded_all']:.4f}")
@@ -474,7 +536,7 @@ def main(argv: list[str] | None = None) -> dict:
         t = time.time()
         judge, metrics = train_judge(budget.judge_steps, budget.judge_batch, args.seed, log, budget.judge_width,
                                      held_out=5000 if args.budget == "full" else 16)
-        S.save_judge(judge, out / "judge", metadata={**recipe, **metrics})
+        save_attribute_cnn(judge, out / "judge", metadata={**recipe, **metrics})
         results["judge"] = {**metrics, "seconds": time.time() - t}
 
     if "gan" in stages:
@@ -485,7 +547,7 @@ def main(argv: list[str] | None = None) -> dict:
                               latent_gan_steps=budget.latent_gan_steps, num_codes=budget.gan_codes)
         meta = dict(recipe)
         if (out / "judge" / "config.json").is_file():
-            quality = measure_generator(generator, S.load_judge(out / "judge"), n=budget.measure_samples)
+            quality = measure_generator(generator, load_attribute_cnn(out / "judge"), n=budget.measure_samples)
             log(f"GAN: {quality['recognisable']:.1%} recognisable, {quality['combinations_covered']}/{S.NUM_COMBINATIONS} "
                 f"combinations in {quality['samples']} samples")
             meta["judged_quality"] = quality

@@ -4,11 +4,12 @@ from dataclasses import asdict, replace
 import torch
 sys.path.insert(0, "benchmarks")  # run from the repository root: .venv/bin/python benchmarks/results/quality_vs_compute/mixture_sweep.py
 import quality_vs_compute as Q
-from tron.world import load_world, resolve_world_path
+from tron.world import load_world
+from tron.world_config import locate_world
 from tron.pairs import generate_pairs
 from tron.training import TrainConfig, fit_translator
 from tron.translator import Translator, TranslatorConfig
-w = load_world("zoo:shapes"); wd = resolve_world_path("zoo:shapes")
+w = load_world("zoo:shapes"); wd = locate_world("zoo:shapes")
 meta = w.translator.metadata
 train = replace(TrainConfig(**meta["train_config"]), epochs=20)
 t0 = time.time()

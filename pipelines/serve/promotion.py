@@ -1,4 +1,5 @@
-"""Following the MLflow registry: which version an alias names, and that version as a local directory.
+"""Following promotions in the MLflow registry: which version an alias names, and that version as a
+local directory.
 
 A sampler started with translator models:/NAME@alias re-resolves the alias every
 `reload_interval_s`; a new version is downloaded and checked against the live G and f in a thread
@@ -9,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from tron.uris import local_dir
 
 
 def registry_reference(uri: str) -> tuple[str, str | None, str | None] | None:
@@ -30,14 +33,12 @@ def alias_version(name: str, alias: str) -> str:
     return str(mlflow.MlflowClient().get_model_version_by_alias(name, alias).version)
 
 
-def resolve_translator(spec: str, version: str | None = None) -> tuple[Path, dict[str, Any]]:
+def fetch_translator(spec: str, version: str | None = None) -> tuple[Path, dict[str, Any]]:
     """A local translator directory for `spec`, and where it came from.
 
     An alias is resolved to its version number first (unless the caller did: `version`) and that
     version is downloaded, so the version a replica reports is the one it loaded even if the
     alias moves meanwhile."""
-    from tron.uris import resolve_local_dir
-
     info: dict[str, Any] = {"source": spec}
     ref = registry_reference(spec)
     if ref is not None:
@@ -45,7 +46,7 @@ def resolve_translator(spec: str, version: str | None = None) -> tuple[Path, dic
         version = fixed or version or alias_version(name, alias)
         info.update(registered_model=name, registry_version=str(version), alias=alias)
         spec = f"models:/{name}/{version}"
-    return resolve_local_dir(spec), info
+    return local_dir(spec), info
 
 
 @dataclass
