@@ -23,7 +23,7 @@ for k in (1, 3, 10, 30):
     torch.manual_seed(train.seed)
     tr = Translator(replace(TranslatorConfig(**asdict(w.translator.config)), num_components=k))
     h = fit_translator(tr, z, c, train)
-    ww = copy.copy(w); ww.translator = tr
+    ww = copy.copy(w); ww.translators = {**w.translators, "default": tr}  # World.translator is read-only: the default of translators
     std = float(tr.log_std.detach().exp().mean())
     for scale in (0.15, 1.0 if k == 1 else None):
         if scale is None: continue
