@@ -102,6 +102,7 @@ class GroupNoise:
         return torch.cat(parts) if parts else torch.zeros(0, self.dim, device=self.device, dtype=self.dtype)
 
 
+# Long on purpose: the one sampling loop (STYLE: grow the one loop), its per-row rules read top to bottom.
 def langevin_dynamics(
     z0: torch.Tensor,
     energy_fn: EnergyFn,

@@ -14,15 +14,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..checkpoint import fingerprint, read_config
+from ..checkpoint import read_config
 from ..encoders import load_encoder, save_encoder
 from ..generators import load_generator, save_generator
 from ..langevin import LangevinConfig
 from ..pairs import generate_pairs
-from ..training import TrainConfig, TrainingRecipe, train_translator
-from ..translator import save_translator
+from ..training import TrainingRecipe
 from ..world_config import ZOO_ROOT, WorldConfig
 from ..zoo.digits import DigitsClassifier, DigitsDecoder, load_digits_images, split_digits
+from .finish import fit_world_translator
 
 
 @dataclass
@@ -155,15 +155,13 @@ def main(argv: list[str] | None = None) -> dict:
     log(f"generated {len(z)} pairs")
 
     recipe = TRANSLATOR_RECIPE.updated(TrainingRecipe(train={"epochs": budget.translator_epochs, "seed": args.seed}))
-    translator, meta = train_translator(z, c, recipe, {"generator_fingerprint": fingerprint(args.out / "generator"),
-                                                       "encoder_fingerprint": fingerprint(args.out / "encoder")}, log)
-    save_translator(translator, args.out / "translator", metadata=meta)
+    meta, training = fit_world_translator(args.out, z, c, recipe, log)
     WorldConfig(
         name="digits",
         description="scikit-learn 8x8 digits at 16x16: VAE decoder G, CNN classifier f, GMM translator",
         langevin=DEFAULT_LANGEVIN,
         judge={"kind": "digits-svm"},
-        training={"default": TrainingRecipe.of(translator.config, TrainConfig(**meta["train_config"]), len(z)).to_dict()},
+        training={"default": training},
         metrics={"classifier_held_out_accuracy": acc},
     ).save(args.out)
     log(f"wrote {args.out} in {time.time() - t0:.0f} s")

@@ -23,16 +23,15 @@ from pathlib import Path
 import torch
 
 from ..adapters.consistency import ConsistencyGenerator
-from ..checkpoint import fingerprint
 from ..encoders import load_encoder
 from ..generators import load_generator, save_generator
 from ..langevin import LangevinConfig
 from ..pairs import generate_pairs
-from ..training import TrainConfig, TrainingRecipe, train_translator
-from ..translator import save_translator
+from ..training import TrainingRecipe
 from ..world_config import ZOO_ROOT, WorldConfig
 from ..zoo.digits import load_digits_images
 from .digits import TRANSLATOR_RECIPE, random_shift
+from .finish import fit_world_translator
 
 
 @dataclass
@@ -147,16 +146,14 @@ def main(argv: list[str] | None = None) -> dict:
     z, c = generate_pairs(generator, classifier, budget.pairs, seed=args.seed + 1, batch_size=500)
     log(f"generated {len(z)} pairs")
     recipe = TRANSLATOR_RECIPE.updated(TrainingRecipe(train={"epochs": budget.translator_epochs, "seed": args.seed}))
-    translator, meta = train_translator(z, c, recipe, {"generator_fingerprint": fingerprint(args.out / "generator"),
-                                                       "encoder_fingerprint": fingerprint(args.out / "encoder")}, log)
-    save_translator(translator, args.out / "translator", metadata=meta)
+    meta, training = fit_world_translator(args.out, z, c, recipe, log)
     WorldConfig(
         name="digits-cm",
         description="scikit-learn 8x8 digits at 16x16: one-step consistency model G (diffusers UNet2DModel, "
                     "consistency training), the digits CNN classifier f, GMM translator",
         langevin=DEFAULT_LANGEVIN,
         judge={"kind": "digits-svm"},
-        training={"default": TrainingRecipe.of(translator.config, TrainConfig(**meta["train_config"]), len(z)).to_dict()},
+        training={"default": training},
     ).save(args.out)
     log(f"wrote {args.out} in {time.time() - t0:.0f} s")
     return {"final_val_loss": meta["final_val_loss"], "out": str(args.out)}

@@ -23,18 +23,17 @@ from torch import nn
 
 from ..augment import AugmentConfig
 from ..captioners import BANK_SCHEME, save_captioner, write_bank
-from ..checkpoint import fingerprint
 from ..clip import OpenClipEncoder, create_open_clip, save_open_clip
 from ..components import component_fingerprint, load_captioner_spec
 from ..encoders import load_encoder
 from ..generators import load_generator, save_generator
 from ..langevin import LangevinConfig
 from ..pairs import condition_scale, generate_columns
-from ..training import TrainConfig, TrainingRecipe, train_translator
-from ..translator import save_translator
+from ..training import TrainingRecipe
 from ..world_config import ZOO_ROOT, WorldConfig
 from ..zoo import shapes as S
 from ..zoo.shapes.judge import AttributeCNN, load_attribute_cnn, save_attribute_cnn
+from .finish import fit_world_translator
 
 Log = Callable[[str], None]
 STAGES = ("clip", "judge", "gan", "captioner", "translator")  # the order they run in
@@ -175,27 +174,30 @@ class CodeCritic(nn.Module):
 # The judge's attribute CNN
 
 
-def train_judge(steps: int, batch: int, seed: int, log: Log, width: int = 32,
-                held_out: int = 5000) -> tuple[AttributeCNN, dict]:
-    """Train on freshly rendered, degraded images; held-out accuracy on unseen clean and
-    degraded renders."""
-    torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
-    judge = AttributeCNN(width)
-    opt = torch.optim.AdamW(judge.parameters(), lr=2e-3, weight_decay=1e-4)
+def fit_attribute_heads(model: nn.Module, steps: int, batch: int, gen: torch.Generator, log: Log, what: str) -> nn.Module:
+    """The judge's CNN and the captioner learn the same task: the four attributes of freshly
+    rendered, degraded images (one cross-entropy per head), with AdamW and a one-cycle schedule."""
+    opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=max(1, steps))
     for step in range(steps):
-        judge.train()
+        model.train()
         x, attrs = S.sample_images(batch, gen)
-        logits = judge(degrade(x, gen))
-        loss = sum(F.cross_entropy(lg, attrs[:, i]) for i, lg in enumerate(logits))
+        loss = sum(F.cross_entropy(lg, attrs[:, i]) for i, lg in enumerate(model(degrade(x, gen))))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         sched.step()
         if (step + 1) % max(1, steps // 10) == 0:
-            log(f"judge step {step + 1}/{steps}: loss {float(loss.detach()):.4f}")
-    judge.eval()
+            log(f"{what} step {step + 1}/{steps}: loss {float(loss.detach()):.4f}")
+    return model.eval()
+
+
+def train_judge(steps: int, batch: int, seed: int, log: Log, width: int = 32,
+                held_out: int = 5000) -> tuple[AttributeCNN, dict]:
+    """Train on freshly rendered, degraded images; held-out accuracy on unseen clean and
+    degraded renders."""
+    torch.manual_seed(seed)
+    judge = fit_attribute_heads(AttributeCNN(width), steps, batch, torch.Generator().manual_seed(seed), log, "judge")
     test_gen = torch.Generator().manual_seed(seed + 10_000)  # unseen images
     x, attrs = S.sample_images(held_out, test_gen)
     metrics = {}
@@ -420,21 +422,7 @@ def train_captioner(steps: int, batch: int, seed: int, log: Log, width: int = 24
     """The attribute captioner, trained on the renderer's labels (degraded renders, as G's samples are
     never quite clean); held-out accuracy on unseen renders. Seeded apart from the judge's."""
     torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
-    model = S.ShapesCaptioner(width)
-    opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=max(1, steps))
-    for step in range(steps):
-        model.train()
-        x, attrs = S.sample_images(batch, gen)
-        loss = sum(F.cross_entropy(lg, attrs[:, i]) for i, lg in enumerate(model(degrade(x, gen))))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        if (step + 1) % max(1, steps // 10) == 0:
-            log(f"captioner step {step + 1}/{steps}: loss {float(loss.detach()):.4f}")
-    model.eval()
+    model = fit_attribute_heads(S.ShapesCaptioner(width), steps, batch, torch.Generator().manual_seed(seed), log, "captioner")
     test_gen = torch.Generator().manual_seed(seed + 10_000)
     x, attrs = S.sample_images(held_out, test_gen)
     correct = model.attributes(degrade(x, test_gen)) == attrs
@@ -474,14 +462,16 @@ def translator_recipe(kind: str, epochs: int, hidden: int, seed: int, condition_
                                  "condition_scale": condition_scale})
 
 
-def fit_world_translator(out: Path, cols: dict, kind: str, epochs: int, hidden: int, seed: int, log: Log,
-                         captioner: str | None = None) -> tuple:
-    column = "c_caption" if kind == "text" else "c"
-    fps = {"generator_fingerprint": fingerprint(out / "generator"), "encoder_fingerprint": fingerprint(out / "encoder")}
+def fit_kind(out: Path, cols: dict, kind: str, directory: str, epochs: int, hidden: int, seed: int, log: Log,
+             recipe: dict, captioner: str | None = None) -> tuple[dict, dict]:
+    """The world's translator for one kind of condition, on its column of the pairs (tron.recipes.finish)."""
+    metadata = {**recipe, "kind": kind}
     if kind == "text":
-        fps.update(captioner=captioner_record(out, captioner), captioner_fingerprint=component_fingerprint(captioner, "captioner"))
-    recipe = translator_recipe(kind, epochs, hidden, seed, cols["condition_scale"])
-    return train_translator(cols["z"], cols[column], recipe, {**fps, "kind": kind}, log)
+        metadata.update(captioner=captioner_record(out, captioner),
+                        captioner_fingerprint=component_fingerprint(captioner, "captioner"))
+    column = "c_caption" if kind == "text" else "c"
+    return fit_world_translator(out, cols["z"], cols[column], translator_recipe(kind, epochs, hidden, seed, cols["condition_scale"]),
+                                log, directory, metadata)
 
 
 def captioner_record(out: Path, spec: str) -> str:
@@ -504,6 +494,39 @@ def write_world_file(out: Path, training: dict | None = None, captioner: str | N
         judge={"kind": "shapes-attributes", "path": "judge"},
         training=training or {},
     ).save(out)
+
+
+def gan_stage(out: Path, budget: Budget, seed: int, recipe: dict, log: Log) -> dict:
+    """Train G (at one thread: the stage is bit-for-bit reproducible only at a fixed thread count),
+    judged by the attribute CNN when the judge stage has run."""
+    t = time.time()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    generator = train_gan(budget.gan_steps, budget.gan_batch, seed, log, width=budget.gan_width,
+                          latent_gan_steps=budget.latent_gan_steps, num_codes=budget.gan_codes)
+    meta, results = dict(recipe), {}
+    if (out / "judge" / "config.json").is_file():
+        quality = measure_generator(generator, load_attribute_cnn(out / "judge"), n=budget.measure_samples)
+        log(f"GAN: {quality['recognisable']:.1%} recognisable, {quality['combinations_covered']}/{S.NUM_COMBINATIONS} "
+            f"combinations in {quality['samples']} samples")
+        meta["judged_quality"] = results["gan_quality"] = quality
+    save_generator(generator, out / "generator", metadata=meta)
+    torch.set_num_threads(threads)
+    return {**results, "gan_seconds": time.time() - t}
+
+
+def translator_stage(out: Path, budget: Budget, seed: int, recipe: dict, log: Log) -> dict:
+    """Pairs of G and f (captioned by the world's captioner), a translator per kind of condition, world.json."""
+    t = time.time()
+    spec = captioner_spec(out, CAPTIONER)
+    cols = make_pairs(out, budget.pairs, seed, spec, log)
+    training, results = {}, {}
+    for kind, directory in (("default", "translator"), ("text", "translator-text"), ("image", "translator-image")):
+        meta, training[kind] = fit_kind(out, cols, kind, directory, budget.translator_epochs, budget.translator_hidden,
+                                        seed, log, recipe, spec)
+        results[f"translator_{kind}"] = {"final_val_loss": meta["final_val_loss"]}
+    write_world_file(out, training, captioner_record(out, spec))
+    return {**results, "translator_seconds": time.time() - t}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -540,21 +563,7 @@ def main(argv: list[str] | None = None) -> dict:
         results["judge"] = {**metrics, "seconds": time.time() - t}
 
     if "gan" in stages:
-        t = time.time()
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # the stage is bit-for-bit reproducible only at a fixed thread count
-        generator = train_gan(budget.gan_steps, budget.gan_batch, args.seed + 2, log, width=budget.gan_width,
-                              latent_gan_steps=budget.latent_gan_steps, num_codes=budget.gan_codes)
-        meta = dict(recipe)
-        if (out / "judge" / "config.json").is_file():
-            quality = measure_generator(generator, load_attribute_cnn(out / "judge"), n=budget.measure_samples)
-            log(f"GAN: {quality['recognisable']:.1%} recognisable, {quality['combinations_covered']}/{S.NUM_COMBINATIONS} "
-                f"combinations in {quality['samples']} samples")
-            meta["judged_quality"] = quality
-            results["gan_quality"] = quality
-        save_generator(generator, out / "generator", metadata=meta)
-        torch.set_num_threads(threads)
-        results["gan_seconds"] = time.time() - t
+        results.update(gan_stage(out, budget, args.seed + 2, recipe, log))
 
     if "captioner" in stages:
         t = time.time()
@@ -565,18 +574,7 @@ def main(argv: list[str] | None = None) -> dict:
         results["captioner"] = {**metrics, "seconds": time.time() - t}
 
     if "translator" in stages:
-        t = time.time()
-        spec = captioner_spec(out, CAPTIONER)
-        cols = make_pairs(out, budget.pairs, args.seed + 3, spec, log)
-        training = {}
-        for kind, directory in (("default", "translator"), ("text", "translator-text"), ("image", "translator-image")):
-            translator, meta = fit_world_translator(out, cols, kind, budget.translator_epochs, budget.translator_hidden,
-                                                    args.seed + 3, log, spec)
-            save_translator(translator, out / directory, metadata={**recipe, **meta})
-            training[kind] = TrainingRecipe.of(translator.config, TrainConfig(**meta["train_config"]), meta["pairs"]).to_dict()
-            results[f"translator_{kind}"] = {"final_val_loss": meta["final_val_loss"]}
-        write_world_file(out, training, captioner_record(out, spec))
-        results["translator_seconds"] = time.time() - t
+        results.update(translator_stage(out, budget, args.seed + 3, recipe, log))
 
     log(f"wrote {out} ({', '.join(stages)}) in {time.time() - t0:.0f} s")
     return results
