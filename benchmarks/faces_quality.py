@@ -67,6 +67,7 @@ def evaluations_to_match(score: torch.Tensor, hit: torch.Tensor, rate: float) ->
     return None
 
 
+# Long: the benchmark is one script: sample every method, judge, write the table and grids, in the order they run.
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--world", default="zoo:faces")

@@ -68,6 +68,7 @@ def gflops(fn) -> float:
     return counter.get_total_flops() / 1e9
 
 
+# Long: the benchmark is one script: time each stage and write the table, in the order they run.
 def main(argv=None) -> None:
     from tron.augment import AugmentConfig
     from tron.components import load_encoder_spec, load_generator_spec

@@ -34,6 +34,7 @@ COLUMNS = [("sigma", "sigma (raw units)", ".2f"), ("unit_noise", "noise on unit 
            ("tron_partial", "TR0N, partial", ".1%"), ("image_variation", "image variation keeps", ".1%")]
 
 
+# Long: the benchmark is one script: pairs, one translator per noise scale, judge, write the table.
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--world", default="zoo:shapes")

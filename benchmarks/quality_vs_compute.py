@@ -231,6 +231,7 @@ def views(langevin, augmented: bool) -> int:
     return langevin.augment.views if augmented else 1
 
 
+# Long: one branch per method of the comparison, each a few lines, so that they are read side by side.
 def run_method(method: Method, world, task, mse, size: Size, seed: int, adam_lr: float, std_scale: float,
                langevin=None) -> list[dict]:
     from tron.baselines import AdamConfig, adam_dynamics, best_of_m
@@ -531,6 +532,7 @@ def sweep(args, size: Size) -> None:
 # ----------------------------------------------------------------------------------------------
 
 
+# Long: the sweep is one script: worlds x methods x steps, then the tables and plots, in the order they run.
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="smoke-test size (< 1 min)")

@@ -520,6 +520,7 @@ def layout_table(runs, n: int, batch: int, repeats: int, flops: float, peak: dic
 
 # -- main ------------------------------------------------------------------------------------------
 
+# Long: the benchmark is one script: each measurement in turn, then the table, in the order they run.
 def main(argv=None) -> str:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="tiny counts and no waiting: a smoke run")

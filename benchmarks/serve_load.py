@@ -162,6 +162,7 @@ def in_process(world: str, threads: int, batch: int, requests: int, body: dict) 
     return sum(j.num_samples for j in jobs) / seconds
 
 
+# Long: the benchmark is one script: start the server, run each load, write the table, in the order they run.
 def main(argv=None) -> int:
     args = parse_args(argv)
     worlds = args.world or ["zoo:digits", "zoo:shapes"]

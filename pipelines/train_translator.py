@@ -19,20 +19,31 @@ from dataclasses import asdict, fields
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from tron.arguments import Parser
 from tron.captioners import CAPTION_COLUMN
 from tron.dataset import PairDataset, open_dataset, table_column
 from tron.errors import TronError, one_line
 from tron.storage import exists, location, read_bytes, write_bytes_atomic
-from tron.training import MODEL_FIELDS, TRAIN_FIELDS, TrainConfig, TrainingRecipe, is_validation_row
-from tron.translator import TranslatorConfig
+from tron.training import (
+    MODEL_FIELDS,
+    TRAIN_FIELDS,
+    TrainConfig,
+    TrainingRecipe,
+    TranslatorFit,
+    create_translator,
+    is_validation_row,
+    shuffled_batches,
+)
+from tron.translator import TranslatorConfig, load_translator, save_translator
 from tron.world_config import WorldConfig, is_world, locate_world
 
 if __package__ in (None, ""):  # run as a script: python pipelines/train_translator.py
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from pipelines.common import init_ray, mlflow_run, run_main  # noqa: E402
-from pipelines.evaluation import evaluate_translator  # noqa: E402
+from pipelines.evaluation import EvalBudget, evaluate_translator  # noqa: E402
+from pipelines.logs import train_logging_config  # noqa: E402
 
 CANDIDATE = "candidate"
 
@@ -152,26 +163,14 @@ def train_loop_per_worker(config: dict) -> None:
     shard of the pairs, reports); the training itself is tron.training's one routine."""
     import ray.train
     import ray.train.torch
-    import torch
     import torch.distributed as dist
-
-    from tron.training import TranslatorFit, create_translator, shuffled_batches
-    from tron.translator import load_translator, save_translator  # noqa: F811
 
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     tcfg, mcfg = TrainConfig(**config["train"]), TranslatorConfig(**config["model"])
     translator = create_translator(mcfg, tcfg.seed)
+    start_epoch, state = restore(translator, ray.train.get_checkpoint(), rank)
     device = ray.train.torch.get_device()
-    start_epoch, state = 0, None
-    checkpoint = ray.train.get_checkpoint()
-    if checkpoint is not None:
-        with checkpoint.as_directory() as d:
-            translator.load_state_dict(load_translator(Path(d) / "translator").state_dict())
-            state = torch.load(Path(d) / "train_state.pt", weights_only=True)
-            start_epoch = int(state["epoch"])
-        if rank == 0:
-            print(f"[train] resumed from the checkpoint of epoch {start_epoch}", flush=True)
     steps_per_epoch = max(1, math.ceil(config["train_rows"] / (tcfg.batch_size * world)))
     fit = TranslatorFit(translator.to(device), tcfg, steps_per_epoch, wrap=ray.train.torch.prepare_model)  # DDP across workers
     if state is not None:
@@ -188,33 +187,9 @@ def train_loop_per_worker(config: dict) -> None:
         import mlflow
 
         client = mlflow.MlflowClient(tracking_uri=config["tracking_uri"])
-    shards = {"train": ray.train.get_dataset_shard("train"), "val": ray.train.get_dataset_shard("val")}
-    cache: dict = {}
-
-    def share(split: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """This worker's share of a split, read once through Ray Data and put in ascending row order
-        (the order Ray Data delivers blocks in varies; the seeding rule shuffles from row order)."""
-        if split not in cache:
-            parts = list(shards[split].iter_torch_batches(batch_size=8192, device=device))
-            rows = torch.cat([p["row"] for p in parts]).cpu()
-            order = torch.argsort(rows, stable=True).to(device)
-            cache[split] = (torch.cat([p["z"] for p in parts])[order], torch.cat([p["c"] for p in parts])[order])
-        return cache[split]
-
-    def streamed(split: str, batch_size: int, epoch: int | None):
-        """A split read through Ray Data (--stream), shuffled by its local buffer when training."""
-        kw = {"local_shuffle_buffer_size": 4 * batch_size, "local_shuffle_seed": tcfg.seed + epoch} if epoch is not None else {}
-        for b in shards[split].iter_torch_batches(batch_size=batch_size, device=device, **kw):
-            yield b["z"], b["c"]
-
-    cached = config["cache_in_memory"]
+    pairs = WorkerPairs(device, tcfg, config["cache_in_memory"])
     for epoch in range(start_epoch, tcfg.epochs):
-        if cached:
-            total, count, train_seconds = fit.train_epoch(epoch, share("train"), rank=rank)
-            val_total, val_count = fit.evaluate(shuffled_batches(*share("val"), 4096))
-        else:
-            total, count, train_seconds = fit.train_epoch(epoch, batches=streamed("train", tcfg.batch_size, epoch), rank=rank)
-            val_total, val_count = fit.evaluate(streamed("val", 4096, None))
+        total, count, train_seconds, val_total, val_count = pairs.epoch(fit, epoch, rank)
         total, count, val_total, val_count = all_reduce(total, count, val_total, val_count)
         (peak_rss,) = all_reduce(peak_rss_mib(), op=dist.ReduceOp.MAX)
         metrics = {"epoch": epoch + 1, "train_nll": total / max(count, 1), "val_nll": val_total / max(val_count, 1),
@@ -227,13 +202,71 @@ def train_loop_per_worker(config: dict) -> None:
         if rank == 0:
             print(f"[train] epoch {epoch + 1}/{tcfg.epochs}: train_nll {metrics['train_nll']:.4f} "
                   f"val_nll {metrics['val_nll']:.4f}", flush=True)
-        with tempfile.TemporaryDirectory() as tmp:
-            ckpt = None
-            if rank == 0:
-                save_translator(translator, Path(tmp) / "translator", metadata=config["metadata"])
-                torch.save({"epoch": epoch + 1, **fit.state_dict()}, Path(tmp) / "train_state.pt")
-                ckpt = ray.train.Checkpoint.from_directory(tmp)
-            ray.train.report(metrics, checkpoint=ckpt)
+        report(metrics, translator, fit, epoch, rank, config["metadata"])
+
+
+def restore(translator, checkpoint, rank: int) -> tuple[int, dict | None]:
+    """(the epoch to start at, the optimiser's state) from Ray Train's latest checkpoint, if any."""
+    if checkpoint is None:
+        return 0, None
+    with checkpoint.as_directory() as d:
+        translator.load_state_dict(load_translator(Path(d) / "translator").state_dict())
+        state = torch.load(Path(d) / "train_state.pt", weights_only=True)
+    if rank == 0:
+        print(f"[train] resumed from the checkpoint of epoch {int(state['epoch'])}", flush=True)
+    return int(state["epoch"]), state
+
+
+def report(metrics: dict, translator, fit: TranslatorFit, epoch: int, rank: int, metadata: dict) -> None:
+    """Ray Train's report of the epoch; rank 0 attaches the checkpoint (translator and optimiser)."""
+    import ray.train
+
+    with tempfile.TemporaryDirectory() as tmp:
+        ckpt = None
+        if rank == 0:
+            save_translator(translator, Path(tmp) / "translator", metadata=metadata)
+            torch.save({"epoch": epoch + 1, **fit.state_dict()}, Path(tmp) / "train_state.pt")
+            ckpt = ray.train.Checkpoint.from_directory(tmp)
+        ray.train.report(metrics, checkpoint=ckpt)
+
+
+class WorkerPairs:
+    """This worker's shard of the train and validation pairs: cached in memory in row order, or
+    streamed through Ray Data every epoch (--stream)."""
+
+    def __init__(self, device, config: TrainConfig, cached: bool) -> None:
+        import ray.train
+
+        self.shards = {"train": ray.train.get_dataset_shard("train"), "val": ray.train.get_dataset_shard("val")}
+        self.device, self.config, self.cached, self.cache = device, config, cached, {}
+
+    def epoch(self, fit: TranslatorFit, epoch: int, rank: int) -> tuple[float, int, float, float, int]:
+        """(train loss sum, train rows, seconds, validation loss sum, validation rows) of one epoch."""
+        if self.cached:
+            total, count, seconds = fit.train_epoch(epoch, self.share("train"), rank=rank)
+            val_total, val_count = fit.evaluate(shuffled_batches(*self.share("val"), 4096))
+        else:
+            total, count, seconds = fit.train_epoch(epoch, batches=self.streamed("train", self.config.batch_size, epoch),
+                                                    rank=rank)
+            val_total, val_count = fit.evaluate(self.streamed("val", 4096, None))
+        return total, count, seconds, val_total, val_count
+
+    def share(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """This worker's share of a split, read once through Ray Data and put in ascending row order
+        (the order Ray Data delivers blocks in varies; the seeding rule shuffles from row order)."""
+        if split not in self.cache:
+            parts = list(self.shards[split].iter_torch_batches(batch_size=8192, device=self.device))
+            rows = torch.cat([p["row"] for p in parts]).cpu()
+            order = torch.argsort(rows, stable=True).to(self.device)
+            self.cache[split] = (torch.cat([p["z"] for p in parts])[order], torch.cat([p["c"] for p in parts])[order])
+        return self.cache[split]
+
+    def streamed(self, split: str, batch_size: int, epoch: int | None):
+        """A split read through Ray Data, shuffled by its local buffer when training."""
+        kw = {"local_shuffle_buffer_size": 4 * batch_size, "local_shuffle_seed": self.config.seed + epoch} \
+            if epoch is not None else {}
+        for b in self.shards[split].iter_torch_batches(batch_size=batch_size, device=self.device, **kw):
+            yield b["z"], b["c"]
 
 
 def peak_rss_mib() -> float:
@@ -336,12 +369,7 @@ def run(argv: list[str] | None = None) -> dict:
         run_id = run.info.run_id
         write_bytes_atomic(loc, run_id_file(loc, name), run_id.encode())
         if previous_run is None:
-            mlflow.log_params({"dataset_uri": dataset.uri, "num_pairs": min(args.max_pairs or dataset.num_rows, dataset.num_rows),
-                               "num_workers": args.num_workers, "kind": translator_kind(args),
-                               "use_gpu": args.use_gpu, **{f"model.{k}": v for k, v in asdict(model_cfg).items()
-                                  if k not in ("latent_mean", "latent_std")},
-                               "model.standardized_latent": model_cfg.latent_mean is not None,
-                               **{f"train.{k}": v for k, v in asdict(train_cfg).items()}})
+            mlflow.log_params(run_params(args, dataset, model_cfg, train_cfg))
             mlflow.log_dict(dataset.manifest, "dataset_manifest.json")
         else:
             print(f"[train] resuming {name} (MLflow run {run_id})", flush=True)
@@ -350,15 +378,7 @@ def run(argv: list[str] | None = None) -> dict:
         seconds = time.perf_counter() - t0
         mlflow.log_metric("train_seconds", seconds)
         mlflow.log_artifacts(str(export_dir), "translator")
-        from pipelines.evaluation import EvalBudget
-
-        budget = EvalBudget(conditions=args.eval_conditions, steps=args.eval_steps, seconds=args.eval_seconds)
-        summary = evaluate_translator(ident.generator, ident.encoder, export_dir, args.eval_samples,
-                                      grid_path=export_dir.parent / f"{name}-samples.png", dataset=dataset, budget=budget,
-                                      kind="image" if args.condition_column != "c" else None)
-        print(f"[train] quick evaluation: {summary['eval_conditions']} of {summary['eval_conditions_planned']} conditions, "
-              f"T={summary['eval_steps']}, {summary['eval_seconds']:.0f} s"
-              + (" (stopped by its time budget)" if summary["eval_truncated"] else ""), flush=True)
+        summary = quick_evaluation(args, dataset, export_dir, export_dir.parent / f"{name}-samples.png")
         mlflow.log_metrics({k: v for k, v in summary.items() if isinstance(v, (int, float))})
         mlflow.log_artifact(str(export_dir.parent / f"{name}-samples.png"), "samples")
         version = register(model_name, run_id, ident, dataset.uri, summary)
@@ -369,6 +389,27 @@ def run(argv: list[str] | None = None) -> dict:
             "summary": summary, "tracking_uri": mlflow.get_tracking_uri()}
 
 
+def run_params(args, dataset: PairDataset, model_cfg: TranslatorConfig, train_cfg: TrainConfig) -> dict:
+    """The MLflow parameters of a training run (logged once: a resumed run has them)."""
+    return {"dataset_uri": dataset.uri, "num_pairs": min(args.max_pairs or dataset.num_rows, dataset.num_rows),
+            "num_workers": args.num_workers, "kind": translator_kind(args), "use_gpu": args.use_gpu,
+            **{f"model.{k}": v for k, v in asdict(model_cfg).items() if k not in ("latent_mean", "latent_std")},
+            "model.standardized_latent": model_cfg.latent_mean is not None,
+            **{f"train.{k}": v for k, v in asdict(train_cfg).items()}}
+
+
+def quick_evaluation(args, dataset: PairDataset, export_dir: Path, grid_path: Path) -> dict:
+    """The exported translator's bounded evaluation (pipelines.evaluation), which writes a grid."""
+    budget = EvalBudget(conditions=args.eval_conditions, steps=args.eval_steps, seconds=args.eval_seconds)
+    summary = evaluate_translator(dataset.identity.generator, dataset.identity.encoder, export_dir, args.eval_samples,
+                                  grid_path=grid_path, dataset=dataset, budget=budget,
+                                  kind="image" if args.condition_column != "c" else None)
+    print(f"[train] quick evaluation: {summary['eval_conditions']} of {summary['eval_conditions_planned']} conditions, "
+          f"T={summary['eval_steps']}, {summary['eval_seconds']:.0f} s"
+          + (" (stopped by its time budget)" if summary["eval_truncated"] else ""), flush=True)
+    return summary
+
+
 def fit(args, dataset, model_cfg, train_cfg, name, storage_path, storage_fs, run_id, export_dir: Path) -> str:
     """Ray Train TorchTrainer.fit(); copies the best checkpoint's translator to export_dir."""
     import mlflow
@@ -377,8 +418,6 @@ def fit(args, dataset, model_cfg, train_cfg, name, storage_path, storage_fs, run
 
     init_ray(args.address)
     import ray.data
-
-    from pipelines.logs import train_logging_config
 
     ray.data.DataContext.get_current().enable_progress_bars = False  # one line per epoch, not bars
     train_ds, val_ds, n_train, n_val = read_split(dataset, train_cfg.val_fraction, train_cfg.seed, args.condition_column,

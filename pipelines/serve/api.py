@@ -37,6 +37,7 @@ class Unavailable(Exception):
     """No sampler replica can take the request right now (starting, restarting, gone)."""
 
 
+# Long: the request and response models are one schema, built together around this server's caps.
 def request_models(config: ServeConfig):
     """The pydantic request and response models, with this server's caps in their schema."""
     from typing import Annotated
@@ -280,6 +281,7 @@ def safe_errors(errors: list[dict]) -> list[dict]:
     return out
 
 
+# Long: the routes of one app, closures over its config, backend and state, read top to bottom as FastAPI writes them.
 def create_app(config: ServeConfig, backend):
     """The FastAPI app. `backend` has `async describe() -> dict` and `async generate(job) -> dict`."""
     from fastapi import FastAPI

@@ -33,7 +33,7 @@ from ..training import TrainingRecipe
 from ..world_config import ZOO_ROOT, WorldConfig
 from ..zoo import shapes as S
 from ..zoo.shapes.judge import AttributeCNN, load_attribute_cnn, save_attribute_cnn
-from .finish import fit_world_translator
+from .finish import save_world_translator, train_world_translator
 
 Log = Callable[[str], None]
 STAGES = ("clip", "judge", "gan", "captioner", "translator")  # the order they run in
@@ -462,16 +462,17 @@ def translator_recipe(kind: str, epochs: int, hidden: int, seed: int, condition_
                                  "condition_scale": condition_scale})
 
 
-def fit_kind(out: Path, cols: dict, kind: str, directory: str, epochs: int, hidden: int, seed: int, log: Log,
-             recipe: dict, captioner: str | None = None) -> tuple[dict, dict]:
-    """The world's translator for one kind of condition, on its column of the pairs (tron.recipes.finish)."""
-    metadata = {**recipe, "kind": kind}
+def train_kind(out: Path, cols: dict, kind: str, epochs: int, hidden: int, seed: int, log: Log,
+               recipe: dict | None = None, captioner: str | None = None) -> tuple:
+    """The world's translator for one kind of condition, trained on its column of the pairs:
+    (translator, metadata) (tron.recipes.finish)."""
+    metadata = {**(recipe or {}), "kind": kind}
     if kind == "text":
         metadata.update(captioner=captioner_record(out, captioner),
                         captioner_fingerprint=component_fingerprint(captioner, "captioner"))
     column = "c_caption" if kind == "text" else "c"
-    return fit_world_translator(out, cols["z"], cols[column], translator_recipe(kind, epochs, hidden, seed, cols["condition_scale"]),
-                                log, directory, metadata)
+    return train_world_translator(out, cols["z"], cols[column], translator_recipe(kind, epochs, hidden, seed, cols["condition_scale"]),
+                                  log, metadata)
 
 
 def captioner_record(out: Path, spec: str) -> str:
@@ -522,8 +523,9 @@ def translator_stage(out: Path, budget: Budget, seed: int, recipe: dict, log: Lo
     cols = make_pairs(out, budget.pairs, seed, spec, log)
     training, results = {}, {}
     for kind, directory in (("default", "translator"), ("text", "translator-text"), ("image", "translator-image")):
-        meta, training[kind] = fit_kind(out, cols, kind, directory, budget.translator_epochs, budget.translator_hidden,
-                                        seed, log, recipe, spec)
+        translator, meta = train_kind(out, cols, kind, budget.translator_epochs, budget.translator_hidden, seed, log,
+                                      recipe, spec)
+        training[kind] = save_world_translator(out, directory, translator, meta)
         results[f"translator_{kind}"] = {"final_val_loss": meta["final_val_loss"]}
     write_world_file(out, training, captioner_record(out, spec))
     return {**results, "translator_seconds": time.time() - t}
