@@ -22,8 +22,17 @@ import shutil
 import sys
 from pathlib import Path
 
+import numpy as np
+
+from pipelines import build_dataset, train_translator
+from tron.adapters.efficientnet import imagenet_class_names
 from tron.arguments import Parser
-from tron.world_config import ZOO_ROOT
+from tron.components import component_fingerprint, load_encoder_spec, load_generator_spec
+from tron.dataset import open_dataset, table_column
+from tron.judges import ClassifierJudge
+from tron.training import TrainingRecipe
+from tron.world import World
+from tron.world_config import ZOO_ROOT, WorldConfig
 
 GENERATOR, ENCODER = "gan-face-generate", "efficientnet:lite0"
 JUDGE, SECOND_JUDGE = "efficientnet:lite2", "efficientnet:lite1"
@@ -64,11 +73,6 @@ def build_parser():
 
 def histogram(dataset_uri: str, chosen: list[int] = CONDITION_SET) -> dict:
     """f's top-1 class over every pair; the rank and count of each class of the condition set."""
-    import numpy as np
-
-    from tron.adapters.efficientnet import imagenet_class_names
-    from tron.dataset import open_dataset, table_column
-
     ds = open_dataset(dataset_uri)
     top = np.concatenate([table_column(ds.read_shard(i), "c").argmax(1) for i in range(len(ds.shard_paths))])
     counts = np.bincount(top, minlength=1000)
@@ -83,8 +87,6 @@ def histogram(dataset_uri: str, chosen: list[int] = CONDITION_SET) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     import mlflow
-
-    from pipelines import build_dataset, train_translator
 
     args = build_parser().parse_args(argv)
     stages = args.stage or list(STAGES)
@@ -110,13 +112,8 @@ def main(argv: list[str] | None = None) -> int:
                                         "--config", str(config), "--condition-column", column, *common])
             print(f"[faces] {kind} translator: {out['model_name']} version {out['version']}", flush=True)
     if "reference" in stages or "world" in stages:
-        from tron.judges import ClassifierJudge
-        from tron.world import World
-
         args.out.mkdir(parents=True, exist_ok=True)
     if "reference" in stages:
-        from tron.components import load_encoder_spec, load_generator_spec
-
         world = World("faces", load_generator_spec(GENERATOR), load_encoder_spec(ENCODER), {}, path=args.out)
         ref = ClassifierJudge(world, JUDGE).reference_spread(REFERENCE_SAMPLES)
         (args.out / "reference.json").write_text(json.dumps(ref, indent=1, sort_keys=True) + "\n")
@@ -127,10 +124,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def write_world(work: Path, out: Path) -> None:
-    from tron.components import component_fingerprint
-    from tron.training import TrainingRecipe
-    from tron.world_config import WorldConfig
-
     hist = json.loads((work / "histogram.json").read_text())
     for kind, name in (("label", "translator"), ("image", "translator-image")):
         if (out / name).exists():
