@@ -29,7 +29,7 @@ from infra import free_port
 from pipelines.serve.config import ServeConfig
 from pipelines.serve.deployments import app_builder, build_app
 from pipelines.serve.model import Job, ServedModel
-from pipelines.serve.registry import registry_reference
+from pipelines.serve.promotion import registry_reference
 from tron.errors import CheckpointError
 from tron.images import to_uint8
 

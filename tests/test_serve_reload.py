@@ -24,7 +24,7 @@ from infra import free_port, processes_named
 from pipelines.serve.config import ServeConfig
 from pipelines.serve.deployments import build_app
 from pipelines.serve.model import Job, ServedModel
-from pipelines.serve.registry import Reload
+from pipelines.serve.promotion import Reload
 
 REPO = Path(__file__).resolve().parent.parent
 BUNDLED = REPO / "tron" / "zoo" / "weights" / "digits" / "translator"

@@ -134,8 +134,8 @@ def _zoo_line(name: str) -> str:
     try:
         g = load_generator_spec(component_spec(str(root), "generator"))
         f = load_encoder_spec(component_spec(str(root), "encoder"))
-        line += (f"G {getattr(g, 'registry_name', type(g).__name__)} (d={g.latent_dim}, image {tuple(g.image_shape)}), "
-                 f"f {getattr(f, 'registry_name', type(f).__name__)} ({f.kind}, k={f.embed_dim}; "
+        line += (f"G {GENERATORS.name_of(type(g), type(g).__name__)} (d={g.latent_dim}, image {tuple(g.image_shape)}), "
+                 f"f {ENCODERS.name_of(type(f), type(f).__name__)} ({f.kind}, k={f.embed_dim}; "
                  f"conditions: {', '.join(f.condition_kinds)})")
     except TronError as exc:  # e.g. a world whose parts come from a package that is not installed
         line += f"not loadable here: {exc}"

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .encoders import FEATURES, MAIN, Encoder
+from .encoders import ENCODERS, FEATURES, MAIN, Encoder
 from .errors import ConditionError
 
 KINDS = ("label", "text", "image")
@@ -67,7 +67,7 @@ def check_kind(encoder: Encoder, kind: str, who: str = "", hint: str = "") -> No
         raise ConditionError(f"unknown kind of condition {kind!r}; one of {', '.join(KINDS)}")
     takes = encoder.condition_kinds
     if kind not in takes:
-        who = who or f"this encoder ({getattr(encoder, 'registry_name', type(encoder).__name__)})"
+        who = who or f"this encoder ({ENCODERS.name_of(type(encoder), type(encoder).__name__)})"
         raise ConditionError(f"{who} takes {' or '.join(takes) or 'no conditions'}, not {kind}" + (f"; {hint}" if hint else ""))
 
 

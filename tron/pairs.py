@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from .captioners import CAPTION_COLUMN, TEXT_COLUMN, Captioner
-from .encoders import FEATURES, MAIN, Encoder
+from .encoders import ENCODERS, FEATURES, MAIN, Encoder
 from .errors import NonFiniteError, TronError
 from .generators import Generator
 from .priors import PriorConfig
@@ -92,7 +92,7 @@ class CaptionEmbeddings:
     def __init__(self, encoder: Encoder, limit: int = 100_000) -> None:
         if "text" not in encoder.condition_kinds:
             raise TronError(f"a captioned build embeds the captions with f's text tower; this f "
-                            f"({getattr(encoder, 'registry_name', type(encoder).__name__)}) takes no text")
+                            f"({ENCODERS.name_of(type(encoder), type(encoder).__name__)}) takes no text")
         self.encoder, self.limit, self.memo = encoder, limit, {}
 
     @torch.no_grad()

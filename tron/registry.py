@@ -76,14 +76,17 @@ class Registry(Generic[T]):
     def __contains__(self, name: object) -> bool:
         return name in self._objects or name in self._entry_points()
 
-    def name_of(self, obj: Any) -> str:
-        """The name `obj` is registered under (an entry point naming its module and attribute, or `add`)."""
+    def name_of(self, obj: Any, default: str | None = None) -> str:
+        """The name `obj` is registered under (an entry point naming its module and attribute, or
+        `add`); `default` when it has none, or with no default a RegistryError."""
         for name, known in self._objects.items():
             if known is obj:
                 return name
         for name, ep in self._entry_points().items():
             if (ep.module, ep.attr) == (getattr(obj, "__module__", None), getattr(obj, "__qualname__", None)):
                 return name
+        if default is not None:
+            return default
         raise RegistryError(f"{getattr(obj, '__qualname__', obj)!s} is not a registered {self.what}: name it in the "
                             f"entry-point group {self.group!r} (or add it by hand)")
 
