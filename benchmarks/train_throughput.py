@@ -3,7 +3,7 @@ over the same Parquet shards.
 
     .venv/bin/python benchmarks/train_throughput.py [--pairs 100000] [--epochs 3]
 
-Both read the same dataset and run the same tron.training.train_step; the plain loop reads the
+Both read the same dataset and run the same tron.training.TranslatorFit; the plain loop reads the
 shards with tron.dataset.PairDataset.iter_batches. Steady-state figures are the best epoch after
 the first; wall time includes start-up (Ray worker group, Ray Data pipeline).
 """
@@ -24,20 +24,19 @@ def plain_loop(uri: str, epochs: int, batch: int) -> tuple[float, float]:
     import torch
 
     from tron.dataset import open_dataset
-    from tron.training import TrainConfig, TranslatorLoss, make_optimizer, train_step
-    from tron.translator import Translator, TranslatorConfig
+    from tron.training import TrainConfig, TranslatorFit, create_translator
+    from tron.translator import TranslatorConfig
 
     torch.set_num_threads(1)
     ds = open_dataset(uri)
     cfg = TrainConfig(epochs=epochs, batch_size=batch)
-    model = Translator(TranslatorConfig(cond_dim=ds.identity.cond_dim, latent_dim=ds.identity.latent_dim))
-    loss = TranslatorLoss(model)
-    opt, sched = make_optimizer(loss, cfg, math.ceil(ds.num_rows / batch) * epochs)
+    model = create_translator(TranslatorConfig(cond_dim=ds.identity.cond_dim, latent_dim=ds.identity.latent_dim), cfg.seed)
+    fit = TranslatorFit(model, cfg, math.ceil(ds.num_rows / batch))
     rates, t_start = [], time.perf_counter()
     for epoch in range(epochs):
         t0, n = time.perf_counter(), 0
         for b in ds.iter_batches(batch_size=batch, shuffle=True, seed=epoch):
-            train_step(loss, opt, sched, b["z"], b["c"], cfg)
+            fit.step(torch.as_tensor(b["z"]), torch.as_tensor(b["c"]))
             n += len(b["z"])
         rates.append(n / (time.perf_counter() - t0))
     return max(rates[1:] or rates), time.perf_counter() - t_start
