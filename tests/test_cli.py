@@ -89,3 +89,56 @@ def test_serve_numeric_arguments_refuse_non_finite_values(capsys):
         with pytest.raises(SystemExit):
             parse_args(argv)
         assert "finite number" in capsys.readouterr().err
+
+
+def test_an_unverified_translator_exits_2_in_one_line_and_the_flag_says_so_on_every_use(tmp_path):
+    """As a user sees it (a process of its own): the refusal, then the explicit acceptance's warning."""
+    import json
+    import shutil
+
+    from tron.world_config import locate_world
+
+    bare = tmp_path / "bare"
+    shutil.copytree(locate_world("zoo:digits") / "translator", bare)
+    doc = json.loads((bare / "config.json").read_text())
+    doc["metadata"] = {}
+    (bare / "config.json").write_text(json.dumps(doc))
+    argv = [sys.executable, "-m", "tron.cli", "sample", "zoo:digits", "--label", "3", "-n", "1", "--steps", "1",
+            "--translator", str(bare)]
+    refused = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+    assert "records no generator and no encoder fingerprint" in refused.stderr
+    assert "--accept-unverified-translator" in refused.stderr
+    accepted = subprocess.run([*argv, "--accept-unverified-translator"], capture_output=True, text=True, timeout=120)
+    assert accepted.returncode == 0, accepted.stderr
+    warning = [line for line in accepted.stderr.splitlines() if line.strip()]
+    assert len(warning) == 1 and warning[0].startswith("warning:") and "UNVERIFIED" in warning[0], accepted.stderr
+
+
+def test_world_create_refuses_an_unverified_translator_unless_accepted(tmp_path, capsys, caplog):
+    import json
+    import shutil
+
+    from tron.world_config import locate_world
+
+    zoo = locate_world("zoo:digits")
+    bare = tmp_path / "bare"
+    shutil.copytree(zoo / "translator", bare)
+    doc = json.loads((bare / "config.json").read_text())
+    doc["metadata"] = {}
+    (bare / "config.json").write_text(json.dumps(doc))
+    argv = ["world", "create", str(tmp_path / "w"), "--generator", "zoo:digits", "--encoder", "zoo:digits",
+            "--translator", str(bare)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "records no generator and no encoder fingerprint" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "w").exists()  # nothing written
+    with caplog.at_level("WARNING", logger="tron.world"):
+        assert main([*argv, "--accept-unverified-translator"]) == 0
+        assert "UNVERIFIED" in caplog.text
+        caplog.clear()
+        # every later use of the world needs the flag again, and says so again
+        assert main(["sample", str(tmp_path / "w"), "--label", "1", "-n", "1", "--steps", "1"]) == 2
+        assert main(["sample", str(tmp_path / "w"), "--label", "1", "-n", "1", "--steps", "1",
+                     "--accept-unverified-translator"]) == 0
+        assert "UNVERIFIED" in caplog.text

@@ -108,6 +108,27 @@ def test_zoo_shapes_takes_text_images_and_prompts():
     assert [len(o["images"]) for o in outs] == [2, 1, 1] and outs[0]["images"].shape[-1] == 3
 
 
+def test_a_replica_refuses_an_unverified_translator_unless_its_config_accepts_it(tmp_path, caplog):
+    """The Serve replica's model, as `tron serve --accept-unverified-translator` or a Serve YAML's
+    `accept_unverified_translator: true` configures it: refused by default; accepted, it says so in
+    its log and in GET /v1/model's `verified`."""
+    from pipelines.serve.cli import config_from_args, parse_args
+
+    bare = tmp_path / "bare"
+    shutil.copytree(REPO / "tron" / "zoo" / "weights" / "digits" / "translator", bare)
+    doc = json.loads((bare / "config.json").read_text())
+    doc["metadata"] = {}
+    (bare / "config.json").write_text(json.dumps(doc))
+    with pytest.raises(CheckpointError, match="records no generator and no encoder fingerprint"):
+        ServedModel(ServeConfig(translator=str(bare)))
+    config = ServeConfig.from_dict({"translator": str(bare), "accept_unverified_translator": True})
+    assert config == config_from_args(parse_args(["--translator", str(bare), "--accept-unverified-translator"]))
+    with caplog.at_level("WARNING", logger="tron.world"):
+        model = ServedModel(config)
+    assert model.description["verified"] is False and "UNVERIFIED" in caplog.text
+    assert ServedModel(ServeConfig()).description["verified"] is True
+
+
 def test_config_rejects_unknown_options_and_unfillable_batches():
     with pytest.raises(ValueError, match="unknown serve option"):
         ServeConfig.from_dict({"wrold": "zoo:digits"})

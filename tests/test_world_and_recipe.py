@@ -64,3 +64,45 @@ def test_packaged_zoo_is_complete():
     assert world.translator.metadata["encoder_fingerprint"] == world.fingerprints["encoder"]
     doc = json.loads((locate_world("zoo:digits") / "world.json").read_text())
     assert doc["langevin"]["steps"] == world.langevin.steps
+
+
+# -- a translator that records no fingerprints cannot be verified: refused unless accepted ----------
+
+def unverified_copy(translator_dir, out, keep: tuple[str, ...] = ()):
+    """A copy of a translator whose metadata keeps only the fingerprints named in `keep`."""
+    shutil.copytree(translator_dir, out)
+    doc = json.loads((out / "config.json").read_text())
+    doc["metadata"] = {k: v for k, v in doc.get("metadata", {}).items() if k.split("_")[0] in keep}
+    (out / "config.json").write_text(json.dumps(doc))
+    return out
+
+
+def test_every_shipped_translator_records_g_and_f_fingerprints():
+    from tron.world_config import list_zoo
+
+    for name in list_zoo():
+        root = locate_world(f"zoo:{name}")
+        for config in root.glob("translator*/config.json"):
+            meta = json.loads(config.read_text()).get("metadata", {})
+            assert meta.get("generator_fingerprint") and meta.get("encoder_fingerprint"), config
+    load_world("zoo:shapes")  # its captioner's fingerprint is not required of translators trained without captions
+
+
+def test_a_translator_without_fingerprints_is_refused_unless_accepted_with_a_warning(tmp_path, caplog):
+    bundled = locate_world("zoo:digits") / "translator"
+    bare = unverified_copy(bundled, tmp_path / "bare")
+    with pytest.raises(CheckpointError, match="records no generator and no encoder fingerprint.*--accept-unverified-translator"):
+        load_world("zoo:digits", translator=bare)
+    half = unverified_copy(bundled, tmp_path / "half", keep=("generator",))
+    with pytest.raises(CheckpointError, match="records no encoder fingerprint, so it cannot be checked"):
+        load_world("zoo:digits", translator=half)
+    with caplog.at_level("WARNING", logger="tron.world"):
+        for _ in range(2):  # said on every use
+            world = load_world("zoo:digits", translator=bare, accept_unverified=True)
+    assert world.translator is not None
+    warnings = [r.getMessage() for r in caplog.records if "UNVERIFIED" in r.getMessage()]
+    assert len(warnings) == 2 and "no generator and no encoder fingerprint" in warnings[0], caplog.text
+    # accepting the unverified does not accept the foreign: a recorded fingerprint that differs is still refused
+    foreign = unverified_copy(locate_world("zoo:shapes") / "translator", tmp_path / "foreign", keep=("generator", "encoder"))
+    with pytest.raises(CheckpointError, match="different generator"):
+        load_world("zoo:digits", translator=foreign, accept_unverified=True)

@@ -39,7 +39,7 @@ from .presets import langevin_settings
 from .registry import Registry
 from .specs import SCHEMES
 from .uris import RESOLVERS
-from .world import create_world, load_world
+from .world import ACCEPT_UNVERIFIED, create_world, load_world
 from .world_config import ZOO_ROOT, WorldConfig, list_zoo
 
 COMMANDS: Registry = Registry("command", "tron.commands", hint="it needs the pipelines (Ray, MLflow): pip install 'tron[pipelines]'")
@@ -85,8 +85,14 @@ def _condition_from_args(world, args):
                             interpolate_steps=args.interpolate)
 
 
+def _add_accept_unverified(p: argparse.ArgumentParser) -> None:
+    p.add_argument(ACCEPT_UNVERIFIED, action="store_true",
+                   help="use a translator that records no G or f fingerprint (unchecked; a warning says so on every use)")
+
+
 def cmd_sample(args) -> int:
-    world = load_world(args.world, device=_device(args.device), translator=args.translator)
+    world = load_world(args.world, device=_device(args.device), translator=args.translator,
+                       accept_unverified=args.accept_unverified_translator)
     condition = _condition_from_args(world, args)
     langevin = _langevin_from_args(world, args)
     sampler = world.sampler(condition.kind)
@@ -111,7 +117,8 @@ def cmd_sample(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    world = load_world(args.world, device=_device(args.device), translator=args.translator)
+    world = load_world(args.world, device=_device(args.device), translator=args.translator,
+                       accept_unverified=args.accept_unverified_translator)
     judge = load_judge(world)
     if judge is None:
         raise TronError(f"{world.name} names no judge in its world.json; tron eval needs one (see tron list)")
@@ -184,7 +191,8 @@ def cmd_demo(args) -> int:
 
 def cmd_world_create(args) -> int:
     config = create_world(args.dir, args.generator, args.encoder, args.translator, args.image_translator, args.langevin,
-                          args.translator_std_scale, args.judge, args.name, args.description, args.allow_pickle)
+                          args.translator_std_scale, args.judge, args.name, args.description, args.allow_pickle,
+                          args.accept_unverified_translator)
     print(f"wrote world {config.name!r} to {args.dir}: G {config.generator} ({config.fingerprints['generator']}), "
           f"f {config.encoder} ({config.fingerprints['encoder']}), translators {config.translators}")
     print(f"use it: tron sample {args.dir} ...; tron serve --world {args.dir}")
@@ -214,6 +222,7 @@ def _add_sample(sub) -> None:
     p.add_argument("--npy", help="float32 .npy of the images, shape (N, C, H, W)")
     p.add_argument("--upscale", type=positive_int, default=4, help="nearest-neighbour upscale of the PNG grid")
     p.add_argument("--translator", help="translator directory (or models:/NAME@alias) instead of the world's")
+    _add_accept_unverified(p)
     _add_langevin_args(p)
     p.set_defaults(func=cmd_sample)
 
@@ -227,6 +236,7 @@ def _add_eval(sub) -> None:
                         "combinations' renders, both prompt sets, or all three (default)")
     p.add_argument("--seed", type=seed_int, default=0)
     p.add_argument("--translator", help="translator directory to use instead of the world's")
+    _add_accept_unverified(p)
     _add_langevin_args(p)
     p.set_defaults(func=cmd_eval)
 
@@ -247,6 +257,7 @@ def _add_world(sub) -> None:
     c.add_argument("--name", help="the world's name (default: the directory's)")
     c.add_argument("--description", default="")
     c.add_argument("--allow-pickle", action="store_true", help="let G and f read pickled weights files you trust")
+    _add_accept_unverified(c)
     c.set_defaults(func=cmd_world_create)
 
 

@@ -15,6 +15,7 @@ checkpoint directory is copied in. A translator directory is copied in, a regist
 """
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -36,6 +37,9 @@ from .uris import local_dir, uri_scheme
 from .world_config import DEFAULT, WorldConfig, locate_world
 
 PARTS = ("generator", "encoder", "captioner")  # the parts a translator records the fingerprints of
+VERIFIED = ("generator", "encoder")  # what a translator must record to be checked at all (a captioner only if used)
+ACCEPT_UNVERIFIED = "--accept-unverified-translator"  # the flag (Serve: accept_unverified_translator) that takes one anyway
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -65,9 +69,19 @@ class World:
         return Sampler(self.generator, self.encoder, translator, self.translator_std_scale, space)
 
 
-def check_translator_fits(translator: Translator, fingerprints: dict[str, str], source: Any = "") -> None:
-    """Refuse a translator trained for a different G or f, naming which one changed."""
+def check_translator_fits(translator: Translator, fingerprints: dict[str, str], source: Any = "",
+                          accept_unverified: bool = False) -> None:
+    """Refuse a translator trained for a different G or f, naming which one changed; and one that
+    records no G or f fingerprint, since it cannot be checked (unless `accept_unverified`: then it is
+    used with a warning line, on every use)."""
     meta = getattr(translator, "metadata", {}) or {}
+    missing = [part for part in VERIFIED if not meta.get(f"{part}_fingerprint")]
+    if missing:
+        what = f"no {' and no '.join(missing)} fingerprint"
+        if not accept_unverified:
+            raise CheckpointError(f"translator {source} records {what}, so it cannot be checked against the G and f in "
+                                  f"use; use one made by the pipeline or a recipe, or pass {ACCEPT_UNVERIFIED} to use it unchecked")
+        log.warning(f"warning: translator {source} records {what}: used UNVERIFIED ({ACCEPT_UNVERIFIED})")
     for part in PARTS:
         want = meta.get(f"{part}_fingerprint")
         have = fingerprints.get(part)
@@ -96,9 +110,10 @@ def translator_location(directory: Path, value: str) -> Path:
 
 
 def load_world(spec: str | os.PathLike, device: str | torch.device = "cpu",
-               translator: str | os.PathLike | None = None) -> World:
+               translator: str | os.PathLike | None = None, accept_unverified: bool = False) -> World:
     """Load a world by `zoo:NAME` or directory; `translator` (a directory or a registry/run URI)
-    overrides the bundled default one and must have been trained for this world's G and f."""
+    overrides the bundled default one and must have been trained for this world's G and f (see
+    check_translator_fits for `accept_unverified`)."""
     path = locate_world(spec)
     config = WorldConfig.load(path)
     fps = world_fingerprints(path, config)
@@ -109,7 +124,7 @@ def load_world(spec: str | os.PathLike, device: str | torch.device = "cpu",
     for kind, where in locations.items():
         if where.exists() or (kind == DEFAULT and translator is not None):
             translators[kind] = load_translator(where, device)
-            check_translator_fits(translators[kind], fps, where)
+            check_translator_fits(translators[kind], fps, where, accept_unverified)
     return World(
         name=config.name,
         generator=load_generator_spec(config.part_spec(path, "generator"), device),
@@ -127,9 +142,10 @@ def load_world(spec: str | os.PathLike, device: str | torch.device = "cpu",
 def create_world(directory: str | Path, generator: str, encoder: str, translator: str | None = None,
                  image_translator: str | None = None, langevin: str | dict | None = None, translator_std_scale: float = 1.0,
                  judge: dict | None = None, name: str | None = None, description: str = "",
-                 allow_pickle: bool = False) -> WorldConfig:
+                 allow_pickle: bool = False, accept_unverified: bool = False) -> WorldConfig:
     """Write a world directory that refers to G, f and translators (see the module's docstring);
-    returns its WorldConfig. Nothing is written unless every part loads and every translator fits."""
+    returns its WorldConfig. Nothing is written unless every part loads and every translator fits
+    (or, with `accept_unverified`, records no fingerprints to check: see check_translator_fits)."""
     out = Path(directory)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise TronError(f"{out} exists and is not empty: give a new directory")
@@ -152,7 +168,7 @@ def create_world(directory: str | Path, generator: str, encoder: str, translator
             continue
         local = local_dir(spec)
         t = load_translator(local)
-        check_translator_fits(t, fps, spec)
+        check_translator_fits(t, fps, spec, accept_unverified)
         probe.translators = {kind: t}
         probe.sampler(None if kind == DEFAULT else kind)  # the dimensions fit G and f's space
         if uri_scheme(spec) is None:

@@ -12,6 +12,7 @@ from pipelines.common import init_ray
 from tron.arguments import Parser
 from tron.errors import CheckpointError, TronError
 from tron.uris import uri_scheme
+from tron.world import ACCEPT_UNVERIFIED
 from tron.world_config import locate_world
 
 from .config import ServeConfig
@@ -22,6 +23,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = Parser(prog="tron serve", description="Serve TR0N sampling over HTTP on a local (or given) Ray cluster.")
     p.add_argument("--world", default=d.world, help="zoo:NAME or a world directory")
     p.add_argument("--translator", default=None, help="translator directory or models:/NAME@alias (default: the world's)")
+    p.add_argument(ACCEPT_UNVERIFIED, action="store_true",
+                   help="serve a translator that records no G or f fingerprint (unchecked; a warning says so)")
     p.add_argument("--reload-interval", type=float, default=d.reload_interval_s,
                    help="seconds between checks of a models:/NAME@alias translator for a promotion (0: never)")
     p.add_argument("--host", default="127.0.0.1", help="HTTP host (0.0.0.0 to listen on every interface)")
@@ -42,6 +45,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def config_from_args(args: argparse.Namespace) -> ServeConfig:
     return ServeConfig(world=args.world, translator=args.translator, reload_interval_s=args.reload_interval,
+                       accept_unverified_translator=args.accept_unverified_translator,
                        device=args.device, sampler_replicas=args.replicas, sampler_num_cpus=args.num_cpus,
                        max_batch_size=args.max_batch_size,
                        max_ongoing_requests=max(2 * args.max_batch_size, ServeConfig.max_ongoing_requests),

@@ -15,6 +15,8 @@ class ServeConfig:
 
     world: str = "zoo:digits"  # zoo:NAME or a world directory (G, f and the default translator)
     translator: str | None = None  # a translator directory or models:/NAME@alias (default: the world's)
+    accept_unverified_translator: bool = False  # serve a translator that records no G or f fingerprint
+    #                                            (unchecked: a warning at every load, and in GET /v1/model)
     reload_interval_s: float = 30.0  # how often a replica re-resolves models:/NAME@alias to follow a
     #                                  promotion; 0 never (ignored for other translators)
     device: str = "cpu"

@@ -22,7 +22,7 @@ from tron.errors import CheckpointError, ConditionError
 from tron.images import to_uint8
 from tron.sampler import Chains, Sampler
 from tron.translator import load_translator
-from tron.world import check_translator_fits, load_world, translator_location
+from tron.world import VERIFIED, check_translator_fits, load_world, translator_location
 from tron.world_config import DEFAULT, WorldConfig, locate_world
 
 from .config import ServeConfig
@@ -63,6 +63,12 @@ def wrong_kind_message(model: dict, kind: str) -> str:
     return f"this model ({model['name']}) takes {what}, not {kind}; see GET /v1/model"
 
 
+def verified(translator) -> bool:
+    """Whether the translator records the G and f fingerprints it was checked against."""
+    meta = getattr(translator, "metadata", {}) or {}
+    return all(meta.get(f"{part}_fingerprint") for part in VERIFIED)
+
+
 def image_tensor(image):
     """(H, W, 3) uint8 -> (1, 3, H, W) float in [0, 1]."""
     return torch.from_numpy(image).permute(2, 0, 1).unsqueeze(0).float() / 255
@@ -79,7 +85,8 @@ class ServedModel:
         else:
             translator_dir = translator_location(world_path, WorldConfig.load(world_path).translators[DEFAULT])
             source = {"source": f"{config.world} (bundled)"}
-        self.world = load_world(config.world, device=config.device, translator=translator_dir)
+        self.world = load_world(config.world, device=config.device, translator=translator_dir,
+                                accept_unverified=config.accept_unverified_translator)
         if self.world.translator is None:
             raise CheckpointError(f"{config.world} has no translator; serving needs one (pass translator=...)")
         self.kinds = request_kinds(self.world.encoder)
@@ -103,6 +110,7 @@ class ServedModel:
             "image_shape": list(image_shape) if image_shape else None,
             "encoder_kind": self.world.encoder.kind,
             "fingerprints": {**self.world.fingerprints, "translator": translator_fingerprint},
+            "verified": verified(self.world.translator),  # False: it records no G or f fingerprint (accepted unchecked)
             "translator": source,
             "pending_reload_error": error,  # why the version the alias names now is not served
             "langevin": self.world.langevin.to_dict(),
@@ -125,7 +133,8 @@ class ServedModel:
         try:
             directory, source = fetch_translator(self.config.translator, version)
             translator = load_translator(directory, self.config.device)
-            check_translator_fits(translator, self.world.fingerprints, f"models:/{name}/{version}")
+            check_translator_fits(translator, self.world.fingerprints, f"models:/{name}/{version}",
+                                  self.config.accept_unverified_translator)
             sampler = Sampler(self.world.generator, self.world.encoder, translator,  # checks the dimensions too
                               self.world.translator_std_scale)
             return Reload(version, translator, sampler, source, fingerprint(directory))
