@@ -56,7 +56,7 @@ class Task:
 def shapes_tasks(world, judge, kinds: list[str], limit: int = 0) -> list[Task]:
     from tron.conditions import from_text
 
-    S = judge.shapes
+    import tron.zoo.shapes as S
     sets = judge.prompt_sets()
     tasks = []
     for kind in kinds:
