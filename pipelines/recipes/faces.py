@@ -68,6 +68,9 @@ def build_parser():
     p.add_argument("--tracking-uri", default=None, help="default: sqlite:///WORK/mlflow.db")
     p.add_argument("--num-workers", type=int, default=1)
     p.add_argument("--cpus-per-worker", type=float, default=1.0)
+    p.add_argument("--num-gpus", type=float, default=0, help="GPUs per build task (build_dataset.py --num-gpus)")
+    p.add_argument("--use-gpu", action="store_true", help="train on a GPU (train_translator.py --use-gpu)")
+    p.add_argument("--batch-size", type=int, default=BATCH_SIZE, help="G and f's batch in a build task")
     p.add_argument("--translator", choices=("label", "image"), action="append",
                    help="the train stage's translators (default: both)")
     return p
@@ -98,14 +101,16 @@ def main(argv: list[str] | None = None) -> int:
     dataset = str(work / "pairs")
     if "build" in stages:
         build_dataset.run(["--generator", GENERATOR, "--encoder", ENCODER, "--features", "--num-pairs", str(args.num_pairs),
-                           "--rows-per-shard", str(ROWS_PER_SHARD), "--batch-size", str(BATCH_SIZE), "--out", dataset])
+                           "--rows-per-shard", str(ROWS_PER_SHARD), "--batch-size", str(args.batch_size), "--out", dataset,
+                           "--num-gpus", str(args.num_gpus)])
     if "histogram" in stages:
         hist = histogram(dataset)
         (work / "histogram.json").write_text(json.dumps(hist, indent=1) + "\n")
         print(f"[faces] f's top-1 over {hist['samples']} of G's samples: {hist['distinct_classes']} classes; "
               f"condition set {[c['name'] for c in hist['condition_set']]}", flush=True)
     common = ["--num-workers", str(args.num_workers), "--cpus-per-worker", str(args.cpus_per_worker),
-              "--storage-path", str(work / "ray_results"), "--eval-conditions", "4", "--eval-steps", "5"]
+              "--storage-path", str(work / "ray_results"), "--eval-conditions", "4", "--eval-steps", "5",
+              *(["--use-gpu"] if args.use_gpu else [])]
     if "train" in stages:
         for kind, hyper, column in (("label", LABEL_TRAINING, "c"), ("image", IMAGE_TRAINING, "c_features")):
             if args.translator and kind not in args.translator:
