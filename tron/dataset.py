@@ -29,7 +29,7 @@ from .captioners import CAPTION_COLUMN, TEXT_COLUMN
 from .errors import DatasetError, NonFiniteError
 from .pairs import generate_columns
 from .priors import PriorConfig
-from .storage import Location, exists, location, read_bytes, write_bytes_atomic
+from .storage import Location, exists, location, read_bytes, storage_error, write_bytes_atomic
 
 FORMAT = "tron-pairs"
 FORMAT_VERSION = 1
@@ -256,7 +256,10 @@ class PairDataset:
         return [self.location.join(s["path"]) for s in self.manifest["shards"]]
 
     def read_shard(self, i: int) -> pa.Table:
-        return pq.read_table(self.shard_paths[i], filesystem=self.location.fs)
+        try:
+            return pq.read_table(self.shard_paths[i], filesystem=self.location.fs)
+        except OSError as exc:
+            raise storage_error(self.location, self.shard_paths[i], "read", exc) from exc
 
     @property
     def condition_columns(self) -> list[str]:

@@ -41,6 +41,10 @@ class NonFiniteError(TronError):
     """G or f produced NaN or infinite values."""
 
 
+class StorageError(TronError):
+    """Reading or writing a dataset's or a run's files failed (S3 past its retries, a full disk)."""
+
+
 def one_line(exc: BaseException, last: bool = False, limit: int = 200) -> str:
     """Another library's error as one line of at most `limit` characters: its first non-empty line
     (the message), or with `last` its last (the cause at the bottom of a remote traceback); its type
