@@ -111,7 +111,7 @@ def main(argv=None) -> None:
     condition = from_labels(world.encoder, classes)
     for method, langevin in plan:
         res, seconds = run_method(world, condition, args.n, method, args.seed, langevin, batch_size=64)
-        row = {"method": method.name, **judge.score(res, labels), "evaluations_per_sample": method.evaluations,
+        row = {"method": method.name, **judge.score(res, labels), "evaluations_per_sample": method.evaluations(langevin),
                "seconds_per_sample": seconds / len(res.images)}
         rows.append(row)
         print(f"[faces] {method.name}: top-5 {row['top5']:.1%}, 2nd {row['second_top5']:.1%}, "

@@ -16,7 +16,9 @@ Three methods per condition, each judged by the world's judge (never f):
 Counting G+f evaluations per sample: one evaluation is one image through G and f, forward. A
 Langevin step is a forward and a backward pass over each of the step's V views (V = 1 without
 views), 2 V evaluations; the final image and energy, 1. So TR0N and prior + Langevin at T cost
-1 + 2 V T, the translator's own draw nothing (an MLP on c), and best of N costs N.
+1 + 2 V T, the translator's own draw nothing (an MLP on c), and best of N costs N. A world whose
+Langevin starts from the best of m ranked draws (LangevinConfig.candidates, for both inits) adds m
+(and at T = 0 the final image is the best draw: m in all).
 "Ahead at equal work": TR0N's rate at its cost against best of N's at the same N (exact for any N).
 
 Results go to benchmarks/results/tron_vs_search/<world>.json and .md; --plot draws every saved world's
@@ -37,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
-from tron.evaluation import best_of_n_rate  # noqa: E402
+from tron.evaluation import best_of_n_rate, chain_evaluations  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "results" / "tron_vs_search"
 PLOT = Path(__file__).resolve().parent.parent / "docs" / "tron_vs_search.png"
@@ -54,9 +56,8 @@ class Task:
 
 
 def shapes_tasks(world, judge, kinds: list[str], limit: int = 0) -> list[Task]:
-    from tron.conditions import from_text
-
     import tron.zoo.shapes as S
+    from tron.conditions import from_text
     sets = judge.prompt_sets()
     tasks = []
     for kind in kinds:
@@ -104,7 +105,7 @@ def chain_hits(world, task: Task, init: str, n: int, steps: tuple[int, ...], see
     for start in range(0, len(index), batch):
         rows = index[start:start + batch]
         c = c_all[rows.to(g.device)]
-        z0 = sampler.initial_latents(c, init, rng, None)
+        z0 = sampler.best_initial_latents(c, init, rng, None, langevin.candidates)
         snaps = {0: z0.detach().clone()}
 
         def keep(t, z, e, snaps=snaps):
@@ -147,7 +148,7 @@ def run_task(world, task: Task, n: int, steps: tuple[int, ...], seed: int, pool_
     langevin = world.langevin
     v = views_of(langevin)
     result = {"task": task.name, "conditions": len(task.condition), "samples_per_condition": n, "views": v,
-              "langevin": langevin.to_dict(), "cost": {t: 1 + 2 * v * t for t in steps}}
+              "langevin": langevin.to_dict(), "cost": {t: chain_evaluations(t, langevin.candidates, 2 * v) for t in steps}}
     for method, init in (("tron", "translator"), ("prior", "prior")):
         if method not in methods:
             continue
@@ -173,7 +174,9 @@ def markdown(results: list[dict]) -> str:
     lines = []
     for r in results:
         lines += [f"### {r['task']}", "", f"{r['conditions']} conditions x {r['samples_per_condition']} samples; "
-                  f"{r['views']} view(s) per Langevin step; best of N from a pool of {r.get('pool', 0)} per condition", "",
+                  f"{r['views']} view(s) per Langevin step; z0 (TR0N and prior + Langevin) the best of "
+                  f"{r['langevin'].get('candidates', 1)} draw(s) ranked by f; best of N from a pool of "
+                  f"{r.get('pool', 0)} per condition", "",
                   "| T | G+f evaluations | TR0N | prior + Langevin | best of N at equal evaluations | TR0N ahead by |",
                   "|---:|---:|---:|---:|---:|---:|"]
         for t, cost in r["cost"].items():
@@ -192,21 +195,28 @@ def plot(paths: list[Path], out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = [r for p in paths for r in json.loads(p.read_text())["results"]]
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.8), squeeze=False)
-    for ax, r in zip(axes[0], panels):
-        cost = {int(t): c for t, c in r["cost"].items()}
-        for key, label, style in (("tron", "TR0N", "o-"), ("prior", "prior + Langevin", "s--")):
-            if key in r:
-                ts = sorted(int(t) for t in r[key])
-                ax.plot([cost[t] for t in ts], [100 * r[key][str(t)] for t in ts], style, label=label)
+    runs = [r for p in paths for r in json.loads(p.read_text())["results"]]
+    tasks = list(dict.fromkeys(r["task"] for r in runs))  # one panel per task; runs of it overlaid
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4.6 * len(tasks), 3.8), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        mine = sorted((r for r in runs if r["task"] == task), key=lambda r: r["langevin"].get("candidates", 1))
+        for r in mine:
+            m = r["langevin"].get("candidates", 1)
+            draws = f", z0 best of {m} draws" if m > 1 else ""
+            cost = {int(t): c for t, c in r["cost"].items()}
+            for key, label, style in (("tron", "TR0N", "o-"), ("prior", "prior + Langevin", "s--")):
+                if key in r:
+                    ts = sorted(int(t) for t in r[key])
+                    ax.plot([cost[t] for t in ts], [100 * r[key][str(t)] for t in ts], style, label=label + draws,
+                            alpha=1.0 if m > 1 or len(mine) == 1 else 0.55)
+        r = mine[0]
         if "best_of_n" in r:
             ns = sorted(int(k) for k in r["best_of_n"])
             ax.plot(ns, [100 * r["best_of_n"][str(k)] for k in ns], "^:", label="best of N (ranked by f)")
+        ax.set_title(task, fontsize=10)
         ax.set_xscale("log")
         ax.set_xlabel("G+f evaluations per sample (a step = forward + backward per view)")
         ax.set_ylabel("judged accuracy, %")
-        ax.set_title(r["task"], fontsize=10)
         ax.set_ylim(0, 100)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="lower right")
@@ -234,6 +244,8 @@ def main(argv=None) -> None:
     p.add_argument("--out", type=Path, default=OUT)
     p.add_argument("--plot", action="store_true", help="only draw the PNG from the saved JSONs")
     p.add_argument("--plot-path", type=Path, default=PLOT)
+    p.add_argument("--candidates", type=int, default=None, help="override the world's ranked draws of z0 (1: one draw)")
+    p.add_argument("--tag", default="", help="suffix of the result files (e.g. candidates-1)")
     args = p.parse_args(argv)
     if args.plot:
         plot(sorted(args.out.glob("*.json")), args.plot_path)
@@ -245,6 +257,7 @@ def main(argv=None) -> None:
 
     keep_freed_memory()
     world = load_world(args.world)
+    world.langevin = world.langevin.with_overrides(candidates=args.candidates)
     judge = load_judge(world)
     steps = tuple(int(s) for s in args.steps.split(","))
     faces = world.config.judge["kind"] == "imagenet-classifier"
@@ -259,7 +272,7 @@ def main(argv=None) -> None:
     info = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine(), "command": command, "world": args.world,
             "seconds": time.perf_counter() - t0}
     args.out.mkdir(parents=True, exist_ok=True)
-    name = world.name + ("-quick" if args.quick else "")
+    name = world.name + (f"-{args.tag}" if args.tag else "") + ("-quick" if args.quick else "")
     (args.out / f"{name}.json").write_text(json.dumps({"info": info, "results": results}, indent=1) + "\n")
     table = markdown(results)
     (args.out / f"{name}.md").write_text(f"# TR0N against search: {world.name}\n\n{info['date']} · {info['machine']} · "

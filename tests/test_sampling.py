@@ -130,3 +130,22 @@ def test_a_path_of_conditions_keeps_each_samples_component_and_noise(tiny_genera
         assert len(same) == 1
     smooth = interpolate(torch.ones(10) / 10, a, 3)
     assert smooth.shape == (3, 10)
+
+
+def test_ranked_draws_start_each_chain_from_the_draw_f_likes_best(tiny_generator, tiny_classifier, tiny_translator):
+    """LangevinConfig.candidates: z0 is, per chain, the lowest plain energy of that many draws from
+    one stream (the first draw is the single draw of candidates=1)."""
+    s = Sampler(tiny_generator, tiny_classifier, tiny_translator)
+    c = torch.eye(10)[[3, 7]]
+    one = s.sample(c, 4, LangevinConfig(steps=0), seed=5)
+    best = s.sample(c, 4, LangevinConfig(steps=0, candidates=6), seed=5)
+    assert (best.energies <= one.energies + 1e-6).all() and best.energies.mean() < one.energies.mean()
+    rng = torch.Generator().manual_seed(5)
+    rows = c.repeat_interleave(4, 0)
+    draws = torch.stack([s.initial_latents(rows, "translator", rng, None) for _ in range(6)])  # (6, 8, d)
+    with torch.no_grad():
+        e = torch.stack([tiny_classifier.energy(tiny_generator.decode(z), rows) for z in draws])  # (6, 8)
+    assert torch.equal(draws[0], one.latents)
+    assert torch.allclose(best.latents, draws[e.argmin(0), torch.arange(len(rows))])
+    with pytest.raises(ValueError, match="candidates must be an integer >= 1"):
+        LangevinConfig(candidates=0)

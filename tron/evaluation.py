@@ -6,6 +6,9 @@ not f. The judges (tron.judges) call these; so do `tron eval` and the benchmarks
     prior + Langevin   z0 ~ p(z) + T Langevin steps
     best of N          N = T + 1 prior samples ranked by the energy (the same G+f evaluations)
 
+A world's Langevin may start each chain from the best of several ranked draws (LangevinConfig.candidates);
+the evaluations counted per sample include them.
+
 Diversity is the mean pairwise L2 distance between the samples of a condition, divided by a
 reference spread for that condition (real data at its native resolution, or G's own unconditional
 samples of that class, grouped by the judge); the judges say which.
@@ -33,10 +36,18 @@ class Method:
     steps: int  # Langevin steps
     candidates: int = 0  # > 0: best of this many prior samples ranked by the energy, no Langevin
 
-    @property
-    def evaluations(self) -> int:
-        """G+f evaluations per sample: T gradient steps + the final decode, or N candidates."""
-        return self.candidates or self.steps + 1
+    def evaluations(self, langevin: LangevinConfig | None = None) -> int:
+        """G+f evaluations per sample under `langevin` (its ranked draws of z0): N candidates for best
+        of N, else tron.evaluation.chain_evaluations of the method's T."""
+        return self.candidates or chain_evaluations(self.steps, langevin.candidates if langevin else 1)
+
+
+def chain_evaluations(steps: int, candidates: int = 1, per_step: int = 1) -> int:
+    """G+f forward evaluations of one chain: `candidates` ranked draws of z0 (none for a single
+    unranked draw), `per_step` per Langevin step, and the final image unless it is a ranked draw
+    (T = 0)."""
+    ranked = candidates if candidates > 1 else 0
+    return ranked + per_step * steps + (1 if steps > 0 or not ranked else 0)
 
 
 def default_methods(steps: int) -> list[Method]:

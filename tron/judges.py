@@ -146,7 +146,7 @@ class ClassifierJudge:
         rows = []
         for method in methods:
             res, seconds = run_method(self.world, condition, n, method, seed, langevin, batch_size=64, progress=progress)
-            rows.append({"method": method.name, **self.score(res, labels), "evaluations_per_sample": method.evaluations,
+            rows.append({"method": method.name, **self.score(res, labels), "evaluations_per_sample": method.evaluations(langevin),
                          "seconds_per_sample": seconds / len(res.images)})
         return rows
 

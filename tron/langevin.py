@@ -41,12 +41,17 @@ class LangevinConfig:
     clamp: float | None = None  # clamp every latent coordinate to [-clamp, clamp] after each step
     prior_weight: float = 0.0  # adds prior_weight * 0.5 ||z||^2 to the energy
     augment: AugmentConfig = field(default_factory=AugmentConfig)  # views of G(z) the energy averages over
+    # z0: the lowest plain energy (f on G(z) against c, no views, no gradient) of this many draws
+    # from the initial distribution (translator or prior) per chain; costs that many G+f forwards.
+    candidates: int = 1
 
     def __post_init__(self) -> None:
         if isinstance(self.augment, dict):  # from JSON
             object.__setattr__(self, "augment", AugmentConfig.from_dict(self.augment))
         if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 0:
             raise ValueError(f"steps must be an integer >= 0, got {self.steps!r}")
+        if isinstance(self.candidates, bool) or not isinstance(self.candidates, int) or self.candidates < 1:
+            raise ValueError(f"candidates must be an integer >= 1, got {self.candidates!r}")
         for name in ("step_size", "noise_std", "prior_weight"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf"):

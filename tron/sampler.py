@@ -93,6 +93,18 @@ class Sampler:
             return self.generator.sample_latents(len(c), rng, prior)
         raise ValueError(f"init must be one of {INITS}, got {init!r}")
 
+    @torch.no_grad()
+    def best_initial_latents(self, c: torch.Tensor, init: str, rng: torch.Generator, prior: PriorConfig | None,
+                             candidates: int = 1, component: torch.Tensor | None = None) -> torch.Tensor:
+        """z0 for each row of c: the lowest plain energy of `candidates` draws from the initial
+        distribution (the translator proposes, f ranks: a translator's broad mixture puts some draws
+        on the wrong mode, and f tells them apart before any gradient step). 1: one draw, unranked."""
+        draw = lambda: self.initial_latents(c, init, rng, prior, component)  # noqa: E731
+        if candidates == 1:
+            return draw()
+        z, _ = best_of_m(self.energy_fn(c), draw, candidates)
+        return z
+
     def run(self, groups: Sequence[Chains], langevin: LangevinConfig, init: str = "translator",
             prior: PriorConfig | None = None) -> list[SampleResult | None]:
         """Run every group's chains as ONE batch (one G/f pass per step); a group whose deadline
@@ -102,7 +114,8 @@ class Sampler:
         for g in groups:
             bounds.append(bounds[-1] + len(g.c))
         c = torch.cat([g.c.to(device) for g in groups])  # (N, k)
-        z0 = torch.cat([self.initial_latents(g.c.to(device), init, g.rng, prior, g.component) for g in groups])  # (N, d)
+        z0 = torch.cat([self.best_initial_latents(g.c.to(device), init, g.rng, prior, langevin.candidates, g.component)
+                        for g in groups])  # (N, d)
         steps = torch.cat([torch.full((len(g.c),), int(g.steps)) for g in groups])
         expired = [False] * len(groups)
         group_of = torch.repeat_interleave(torch.arange(len(groups)), torch.tensor([len(g.c) for g in groups]))
@@ -162,7 +175,8 @@ class Sampler:
         frame to frame: sample j of every frame starts from the same mixture component (drawn for
         the first frame) and the same noise, and sees the same Langevin noise, so its frames differ
         only by their condition. Rows are grouped by frame, as in `sample`."""
-        langevin = langevin or LangevinConfig()
+        # One draw per chain: ranking candidates per frame would pick different modes for neighbouring frames.
+        langevin = (langevin or LangevinConfig()).with_overrides(candidates=1)
         c, index = self._rows(path, num_per_condition)
         component = None
         if init == "translator" and self.translator is not None and self.translator.config.head == "gmm":

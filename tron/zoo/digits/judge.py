@@ -89,7 +89,7 @@ class DigitsJudge:
         for method in methods:
             res, seconds = run_method(self.world, condition, n, method, seed, langevin, batch_size=250, progress=progress)
             rows.append({"method": method.name, **self.score(res, labels), "seconds_per_sample": seconds / len(res.images),
-                         "evaluations_per_sample": method.evaluations})
+                         "evaluations_per_sample": method.evaluations(langevin)})
         return rows
 
     def tables(self, n: int | None = None, seed: int = 0, langevin: LangevinConfig | None = None,

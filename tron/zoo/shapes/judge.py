@@ -116,7 +116,7 @@ class ShapesJudge:
         rows = []
         for method in methods:
             res, seconds = run_method(self.world, condition, n, method, seed, langevin, progress=progress)
-            rows.append({"method": method.name, **self.score(res, prompts), "evaluations_per_sample": method.evaluations,
+            rows.append({"method": method.name, **self.score(res, prompts), "evaluations_per_sample": method.evaluations(langevin),
                          "seconds_per_sample": seconds / len(res.images), "samples": len(res.images)})
         return rows
 
