@@ -326,10 +326,10 @@ def create_app(config: ServeConfig, backend):
     async def health() -> dict:
         return {"status": "ok"}
 
-    @app.get("/v1/ready", summary="readiness: the sampler has loaded its model", responses=documented(503))
+    @app.get("/v1/ready", summary="readiness: a sampler replica answers now, its model loaded", responses=documented(503))
     async def ready():
-        try:
-            model = await describe(timeout=5)
+        try:  # asked every time: a replica that died (and is being replaced) makes the service not ready
+            model = await describe(timeout=5, fresh=True)
         except Exception as exc:  # noqa: BLE001 - not ready, whatever the reason
             return error(503, f"not ready: {type(exc).__name__}")
         return {"ready": True, "model": model["name"], "version": model["version"]}
