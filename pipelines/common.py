@@ -25,7 +25,9 @@ def run_main(main_fn, argv: list[str] | None, prog: str) -> int:
 
 
 def init_ray(address: str | None = None, num_cpus: int | None = None):
-    """Connect to RAY_ADDRESS / --address when given (e.g. under `ray job submit`), else start a local Ray."""
+    """Connect to RAY_ADDRESS / --address when given (e.g. under `ray job submit`), or to the cluster
+    that `ray start --head` runs on this machine (the way for several local pipelines to share one);
+    else start a local Ray of this process's own."""
     from pipelines.logs import ray_init_options
 
     quiet = ray_init_options()  # before importing ray: some settings are read at import
@@ -33,16 +35,39 @@ def init_ray(address: str | None = None, num_cpus: int | None = None):
 
     if ray.is_initialized():
         return ray
-    address = address or os.environ.get("RAY_ADDRESS")
+    address = cluster_address(address)
     if address:
         ray.init(address=address, ignore_reinit_error=True, log_to_driver=True, **quiet)
-    else:
-        # A local cluster binds to loopback only. With its dashboard (on 127.0.0.1), whose State API
-        # Ray Train's placement-group cleaner needs: without it the cleaner cannot tell whether the
-        # training controller lives, warns every second and dies with a traceback at shutdown.
-        ray.init(num_cpus=num_cpus, include_dashboard=True, dashboard_host="127.0.0.1", ignore_reinit_error=True,
-                 _node_ip_address="127.0.0.1", **quiet)
+        return ray
+    # A local cluster binds to loopback only. With its dashboard (on 127.0.0.1), whose State API
+    # Ray Train's placement-group cleaner needs: without it the cleaner cannot tell whether the
+    # training controller lives, warns every second and dies with a traceback at shutdown. The cleaner
+    # finds "the" local cluster by looking for GCS processes, and with a second local Ray on the
+    # machine (serving while training, two builds) it cannot choose and dies with a traceback too:
+    # so the dashboard gets a port of its own and every worker of this job is told where it is.
+    port = free_port()
+    runtime_env = dict(quiet.pop("runtime_env", {}))
+    runtime_env["env_vars"] = {**runtime_env.get("env_vars", {}), "RAY_API_SERVER_ADDRESS": f"http://127.0.0.1:{port}"}
+    ray.init(num_cpus=num_cpus, include_dashboard=True, dashboard_host="127.0.0.1", dashboard_port=port,
+             ignore_reinit_error=True, _node_ip_address="127.0.0.1", runtime_env=runtime_env, **quiet)
     return ray
+
+
+def cluster_address(address: str | None = None) -> str | None:
+    """The running cluster init_ray connects to: `address`, else RAY_ADDRESS, else the one `ray start`
+    runs on this machine (as ray.init() finds it); None: init_ray starts a local Ray of its own."""
+    from ray._private.services import canonicalize_bootstrap_address
+
+    return address or os.environ.get("RAY_ADDRESS") or canonicalize_bootstrap_address(None)
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def code_version() -> str:

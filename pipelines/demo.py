@@ -21,7 +21,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from pipelines import retrain  # noqa: E402
 from pipelines.common import init_ray, run_main  # noqa: E402
-from pipelines.logs import quiet_loggers, verbose  # noqa: E402
+from pipelines.logs import quiet_process  # noqa: E402
 from pipelines.train_translator import registered_model_name  # noqa: E402
 from tron import conditions  # noqa: E402
 from tron.arguments import Parser  # noqa: E402
@@ -109,13 +109,12 @@ def faces_grid(out: Path, per_class: int) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import mlflow
-
     args = build_parser().parse_args(argv)
     if args.verbose:
         os.environ["TRON_VERBOSE"] = "1"
-    if not verbose():
-        quiet_loggers()
+    quiet_process()  # before MLflow is imported: it reads its logging level then
+    import mlflow
+
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()

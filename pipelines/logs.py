@@ -8,8 +8,9 @@ the PlacementGroupCleaner warning that Train's detached clean-up actor logs ever
 cannot reach the State API (a cluster without a dashboard; the local clusters the pipelines start
 have one). The last ones come from other processes, so a worker setup hook (`quiet_worker`, run in
 every worker of the job) raises their loggers there. Ray Train's doubled print() lines, its internal
-PreemptionWatcher message and MLflow's INFO lines and progress bars go too (QUIET_ENV). Warnings
-from elsewhere and all errors stay.
+PreemptionWatcher message and MLflow's INFO lines and progress bars go too (QUIET_ENV), and so does
+the token-authentication notice of every new local cluster. Warnings from elsewhere and all errors stay. `quiet_process` applies the
+same to a process before it imports MLflow or Ray (retrain.py and the demo talk to MLflow first).
 """
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ QUIET_LOGGERS = {
     "ray.serve": logging.WARNING,
     "mlflow": logging.WARNING,
     "alembic": logging.WARNING,
+    # "Token authentication is enabled for this Ray cluster": Ray's default since 2.60, not a problem.
+    "ray._private.authentication.authentication_token_setup": logging.ERROR,
 }
 
 
@@ -63,13 +66,20 @@ def quiet_worker() -> None:
         quiet_loggers()
 
 
-def ray_init_options() -> dict:
-    """Extra ray.init options (and environment defaults) for a quiet driver; {} when verbose."""
+def quiet_process() -> bool:
+    """The environment defaults and logger levels of a quiet process; False (nothing done) when verbose."""
     if verbose():
-        return {}
+        return False
     for name, value in QUIET_ENV.items():
         os.environ.setdefault(name, value)
     quiet_loggers()
+    return True
+
+
+def ray_init_options() -> dict:
+    """Extra ray.init options (and environment defaults) for a quiet driver; {} when verbose."""
+    if not quiet_process():
+        return {}
     return {"logging_level": logging.WARNING,
             "runtime_env": {"worker_process_setup_hook": "pipelines.logs.quiet_worker", "env_vars": dict(QUIET_ENV)}}
 

@@ -38,6 +38,7 @@ if __package__ in (None, ""):
 from pipelines import build_dataset, train_translator  # noqa: E402
 from pipelines.common import run_main  # noqa: E402
 from pipelines.evaluation import evaluate_translator, fixed_conditions, world_for  # noqa: E402
+from pipelines.logs import quiet_process  # noqa: E402
 
 CHAMPION = "champion"
 ACCURACY_TOLERANCE = 1e-6  # see Gate.verdict
@@ -334,6 +335,7 @@ def changed_parts(champion, fps: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    quiet_process()  # before MLflow is imported: the champion is looked up before Ray starts
     if args.every is None:
         return run_once(args)
     count = 0

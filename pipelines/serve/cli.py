@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import sys
 import time
 from pathlib import Path
 
-from pipelines.common import init_ray
+from pipelines.common import cluster_address, init_ray
 from tron.arguments import Parser
 from tron.errors import CheckpointError, TronError
 from tron.uris import uri_scheme
@@ -64,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     locate_world(config.world)
     if config.translator and uri_scheme(config.translator) is None and not Path(config.translator).is_dir():
         raise CheckpointError(f"translator {config.translator} is not a directory; give a directory or models:/NAME@alias")
-    external = bool(args.address or os.environ.get("RAY_ADDRESS"))
+    external = cluster_address(args.address) is not None  # someone else's cluster: leave it running
     ray = init_ray(args.address, args.ray_cpus)
     from ray import serve
 
