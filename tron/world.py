@@ -69,13 +69,19 @@ class World:
         return Sampler(self.generator, self.encoder, translator, self.translator_std_scale, space)
 
 
+def missing_fingerprints(translator: Translator) -> list[str]:
+    """The parts of VERIFIED whose fingerprint the translator does not record ([]: it can be checked)."""
+    meta = getattr(translator, "metadata", {}) or {}
+    return [part for part in VERIFIED if not meta.get(f"{part}_fingerprint")]
+
+
 def check_translator_fits(translator: Translator, fingerprints: dict[str, str], source: Any = "",
                           accept_unverified: bool = False) -> None:
     """Refuse a translator trained for a different G or f, naming which one changed; and one that
     records no G or f fingerprint, since it cannot be checked (unless `accept_unverified`: then it is
     used with a warning line, on every use)."""
     meta = getattr(translator, "metadata", {}) or {}
-    missing = [part for part in VERIFIED if not meta.get(f"{part}_fingerprint")]
+    missing = missing_fingerprints(translator)
     if missing:
         what = f"no {' and no '.join(missing)} fingerprint"
         if not accept_unverified:

@@ -22,7 +22,7 @@ from tron.errors import CheckpointError, ConditionError
 from tron.images import to_uint8
 from tron.sampler import Chains, Sampler
 from tron.translator import load_translator
-from tron.world import VERIFIED, check_translator_fits, load_world, translator_location
+from tron.world import check_translator_fits, load_world, missing_fingerprints, translator_location
 from tron.world_config import DEFAULT, WorldConfig, locate_world
 
 from .config import ServeConfig
@@ -61,12 +61,6 @@ def wrong_kind_message(model: dict, kind: str) -> str:
         what = " or ".join(f"{k}s" if k != "text" else k for k in takes)
         what += " or weighted prompts" if "prompts" in model["conditions"] else ""
     return f"this model ({model['name']}) takes {what}, not {kind}; see GET /v1/model"
-
-
-def verified(translator) -> bool:
-    """Whether the translator records the G and f fingerprints it was checked against."""
-    meta = getattr(translator, "metadata", {}) or {}
-    return all(meta.get(f"{part}_fingerprint") for part in VERIFIED)
 
 
 def image_tensor(image):
@@ -110,7 +104,7 @@ class ServedModel:
             "image_shape": list(image_shape) if image_shape else None,
             "encoder_kind": self.world.encoder.kind,
             "fingerprints": {**self.world.fingerprints, "translator": translator_fingerprint},
-            "verified": verified(self.world.translator),  # False: it records no G or f fingerprint (accepted unchecked)
+            "verified": not missing_fingerprints(self.world.translator),  # False: it records no G or f fingerprint (accepted unchecked)
             "translator": source,
             "pending_reload_error": error,  # why the version the alias names now is not served
             "langevin": self.world.langevin.to_dict(),
