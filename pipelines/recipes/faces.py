@@ -57,6 +57,9 @@ IMAGE_TRAINING = {"epochs": 30, "normalize_condition": True, "hidden_dim": 256, 
 CONDITION_SET = [906, 678, 400, 841, 836, 617, 433, 903, 793, 691]
 # Windsor tie, neck brace, academic gown, sweatshirt, sunglass, lab coat, bathing cap, wig, shower cap, oxygen mask
 REFERENCE_SAMPLES = 3_000
+# z0 drawn with half the mixture's learned std (benchmarks/faces_translators.py, docs/results.md):
+# on 200k pairs, Lite2 top-5 at T=0/5/25 57.5/81.2/93.8 % at 0.5 against 46.3/68.8/88.7 % at 1.0.
+TRANSLATOR_STD_SCALE = 0.5
 # The world's Langevin (benchmarks/faces_quality.py, README): momentum and clipping as the reference
 # runs them, step 0.2, and 2 fresh random-shift views per step (Lite2 top-5 90.0 % against 82.5 % without).
 LANGEVIN = {"steps": 25, "step_size": 0.2, "noise_std": 0.01, "momentum": 0.9, "grad_clip": 1.0,
@@ -151,7 +154,7 @@ def write_world(work: Path, out: Path) -> None:
                     "labels by index or name, image variations through f's pooled features",
         generator=GENERATOR, encoder=ENCODER,
         translators={"default": "translator", "image": "translator-image"},
-        langevin=langevin,
+        langevin=langevin, translator_std_scale=TRANSLATOR_STD_SCALE,
         judge={"kind": "imagenet-classifier", "encoder": JUDGE, "second": SECOND_JUDGE,
                "classes": [c["class"] for c in hist["condition_set"]], "reference": "reference.json"},
         training={"default": {**TrainingRecipe.flat(LABEL_TRAINING).to_dict(), "num_pairs": hist["samples"]},
