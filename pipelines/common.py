@@ -119,8 +119,11 @@ def mlflow_run(experiment: str, run_name: str | None = None, tracking_uri: str |
     try:
         yield run
     except BaseException as exc:
-        mlflow.set_tag("error", f"{type(exc).__name__}: {exc}"[:5000])
-        mlflow.end_run(status="FAILED")
+        try:
+            mlflow.set_tag("error", f"{type(exc).__name__}: {exc}"[:5000])
+            mlflow.end_run(status="FAILED")
+        except Exception:  # a tracking server that is down must not hide the error that ended the run
+            pass
         raise
     else:
         mlflow.end_run(status="FINISHED")
