@@ -5,16 +5,23 @@
 The per-worker loop is thin: it calls tron.training's helpers. Rank 0 checkpoints every epoch
 (Ray keeps the best N by validation NLL, and always the latest) and logs metrics to MLflow.
 Rerunning the same command resumes from the latest checkpoint and continues the same MLflow run.
+A worker that dies (a preempted node, a killed process) restarts the worker group from the latest
+checkpoint by itself, up to --max-failures times. An MLflow server that does not answer costs no
+training: it is refused before anything starts, an epoch's metrics are skipped while it is down,
+and after training the export stays on disk and a rerun registers it without training again.
 """
 from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import shutil
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from dataclasses import asdict, fields
 from pathlib import Path
 
@@ -25,7 +32,7 @@ from tron.arguments import Parser
 from tron.captioners import CAPTION_COLUMN
 from tron.dataset import PairDataset, open_dataset, table_column
 from tron.errors import TronError, one_line
-from tron.storage import exists, location, read_bytes, write_bytes_atomic
+from tron.storage import exists, location, read_bytes, storage_error, write_bytes_atomic
 from tron.training import (
     MODEL_FIELDS,
     TRAIN_FIELDS,
@@ -46,6 +53,7 @@ from pipelines.evaluation import EvalBudget, evaluate_translator  # noqa: E402
 from pipelines.logs import train_logging_config  # noqa: E402
 
 CANDIDATE = "candidate"
+MLFLOW_RETRIES = "MLFLOW_HTTP_REQUEST_MAX_RETRIES"  # MLflow's own variable: how often an HTTP request is tried again
 
 
 def build_parser() -> Parser:
@@ -75,6 +83,9 @@ def build_parser() -> Parser:
     p.add_argument("--name", help="run name: the key for resuming (default: derived from the dataset)")
     p.add_argument("--storage-path", default=None, help="Ray Train storage for checkpoints (local or s3://); default outputs/ray_results")
     p.add_argument("--keep-checkpoints", type=int, default=3, help="best N checkpoints by validation NLL")
+    p.add_argument("--max-failures", type=int, default=3,
+                   help="restart the worker group from the latest checkpoint after this many worker failures "
+                        "(a preempted node, a killed worker) before giving up; 0: fail at the first, -1: never give up")
     p.add_argument("--export", default=None, help="directory for the best translator (default outputs/translators/NAME)")
     p.add_argument("--registered-model", default=None, help="MLflow registered model name (default: from G and f)")
     p.add_argument("--experiment", default="tron-translators")
@@ -195,14 +206,44 @@ def train_loop_per_worker(config: dict) -> None:
         metrics = {"epoch": epoch + 1, "train_nll": total / max(count, 1), "val_nll": val_total / max(val_count, 1),
                    "samples_per_s": count / max(train_seconds, 1e-9), "worker_peak_rss_mib": peak_rss}
         if client is not None:
-            for key in ("train_nll", "val_nll", "samples_per_s", "worker_peak_rss_mib"):
-                client.log_metric(config["mlflow_run_id"], key, metrics[key], step=epoch + 1)
-            if epoch == start_epoch:
-                client.log_metric(config["mlflow_run_id"], "started_at_epoch", start_epoch, step=epoch + 1)
+            log_epoch(client, config, metrics, epoch, start_epoch)
         if rank == 0:
             print(f"[train] epoch {epoch + 1}/{tcfg.epochs}: train_nll {metrics['train_nll']:.4f} "
                   f"val_nll {metrics['val_nll']:.4f}", flush=True)
         report(metrics, translator, fit, epoch, rank, config["metadata"])
+
+
+def log_epoch(client, config: dict, metrics: dict, epoch: int, start_epoch: int) -> None:
+    """Rank 0's epoch metrics to MLflow, best effort: while the tracking server does not answer, the
+    epoch's metrics are skipped with one line (the training goes on; its checkpoints hold the model)."""
+    from mlflow.exceptions import MlflowException
+
+    values = {k: metrics[k] for k in ("train_nll", "val_nll", "samples_per_s", "worker_peak_rss_mib")}
+    if epoch == start_epoch:
+        values["started_at_epoch"] = start_epoch
+    why = tracking_unreachable(config["tracking_uri"], timeout=2.0)
+    try:
+        if why is None:
+            for key, value in values.items():
+                client.log_metric(config["mlflow_run_id"], key, value, step=epoch + 1)
+    except MlflowException as exc:
+        why = one_line(exc)
+    if why is not None:
+        print(f"[train] epoch {epoch + 1}: metrics not logged, the MLflow server does not answer ({why})", flush=True)
+
+
+def tracking_unreachable(uri: str, timeout: float = 5.0) -> str | None:
+    """Why an MLflow tracking server does not answer its health check, or None when it does (or when
+    the store is not a server: a SQLite file). Asked before MLflow's own calls, which retry for minutes."""
+    if not uri.startswith(("http://", "https://")):
+        return None
+    try:
+        urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout).close()
+    except urllib.error.HTTPError as exc:
+        return None if exc.code < 500 else f"HTTP {exc.code}"  # a 4xx (say, auth) is a server that answers
+    except OSError as exc:
+        return one_line(getattr(exc, "reason", None) or exc)
+    return None
 
 
 def restore(translator, checkpoint, rank: int) -> tuple[int, dict | None]:
@@ -285,16 +326,21 @@ def read_split(dataset: PairDataset, val_fraction: float, seed: int, column: str
     condition column (c, c_features or c_caption) is read as "c". One read task per shard, asking
     for `num_cpus`: it reads the shard with pyarrow and keeps its split's rows. The shards are those
     of the verified manifest, so nothing lists files (read_parquet's listing task takes a whole CPU,
-    which a node whose workers hold part of its only CPU never has: training would wait forever)."""
+    which a node whose workers hold part of its only CPU never has: training would wait forever).
+    Each task opens the dataset's location itself: a pickled S3 filesystem would lose its retries."""
     import pyarrow.parquet as pq
     import ray.data
 
-    fs = dataset.location.fs
+    uri = dataset.uri
 
     def read(batch: dict, want_val: bool) -> dict:
         rows, zs, cs = [], [], []
+        loc = location(uri)
         for path in batch["path"]:
-            table = pq.read_table(str(path), filesystem=fs, columns=["row", "z", column])
+            try:
+                table = pq.read_table(str(path), filesystem=loc.fs, columns=["row", "z", column])
+            except OSError as exc:
+                raise storage_error(loc, str(path), "read", exc) from exc
             row = table.column("row").to_numpy()
             keep = (is_validation_row(row, val_fraction, seed) == want_val) & (row < limit)
             rows.append(row[keep])
@@ -338,6 +384,15 @@ def run(argv: list[str] | None = None) -> dict:
     args = build_parser().parse_args(argv)
     if args.num_workers < 1 or args.cpus_per_worker <= 0 or args.keep_checkpoints < 1 or args.data_cpus <= 0:
         raise TronError("--num-workers and --keep-checkpoints must be >= 1, --cpus-per-worker and --data-cpus > 0")
+    if args.max_failures < -1:
+        raise TronError("--max-failures must be >= 0, or -1 for no limit")
+    import mlflow
+
+    tracking_uri = args.tracking_uri or mlflow.get_tracking_uri()
+    why = tracking_unreachable(tracking_uri)
+    if why is not None:
+        raise TronError(f"the MLflow tracking server {tracking_uri} does not answer ({why}); nothing was started: "
+                        "rerun the same command once it answers")
     dataset = open_dataset(args.dataset)
     if args.condition_column not in dataset.condition_columns:
         raise TronError(f"--condition-column {args.condition_column}: {dataset.uri} has {', '.join(dataset.condition_columns)}")
@@ -362,31 +417,58 @@ def run(argv: list[str] | None = None) -> dict:
             "tron.generator": ident.generator, "tron.encoder": ident.encoder,
             "tron.generator_fingerprint": ident.generator_fingerprint,
             "tron.encoder_fingerprint": ident.encoder_fingerprint}
-    with mlflow_run(args.experiment, run_name=name, tracking_uri=args.tracking_uri, tags=tags,
-                    run_id=previous_run) as run:
-        import mlflow
-
-        run_id = run.info.run_id
-        write_bytes_atomic(loc, run_id_file(loc, name), run_id.encode())
-        if previous_run is None:
-            mlflow.log_params(run_params(args, dataset, model_cfg, train_cfg))
-            mlflow.log_dict(dataset.manifest, "dataset_manifest.json")
+    lost = None  # why the tracking server stopped answering during training
+    retries = os.environ.get(MLFLOW_RETRIES)
+    try:
+        with mlflow_run(args.experiment, run_name=name, tracking_uri=args.tracking_uri, tags=tags,
+                        run_id=previous_run) as run:
+            run_id = run.info.run_id
+            write_bytes_atomic(loc, run_id_file(loc, name), run_id.encode())
+            if previous_run is None:
+                mlflow.log_params(run_params(args, dataset, model_cfg, train_cfg))
+                mlflow.log_dict(dataset.manifest, "dataset_manifest.json")
+            else:
+                print(f"[train] resuming {name} (MLflow run {run_id})", flush=True)
+            t0 = time.perf_counter()
+            best_dir = fit(args, dataset, model_cfg, train_cfg, name, storage_path, storage_fs, run_id, export_dir)
+            seconds = time.perf_counter() - t0
+            lost = tracking_unreachable(tracking_uri)
+            if lost is not None:
+                # Ending the run cannot reach the server either: one try, not MLflow's minutes of retries.
+                os.environ[MLFLOW_RETRIES] = "0"
+            else:
+                summary, version = publish(args, dataset, export_dir, name, model_name, run_id, seconds)
+                print(f"[train] best checkpoint {best_dir}; exported {export_dir}", flush=True)
+                print(f"[train] registered {model_name} version {version} with alias '{CANDIDATE}'; "
+                      f"quick evaluation: {json.dumps(summary)}", flush=True)
+    except mlflow.exceptions.MlflowException:
+        if lost is None:
+            raise
+    finally:
+        if retries is None:
+            os.environ.pop(MLFLOW_RETRIES, None)
         else:
-            print(f"[train] resuming {name} (MLflow run {run_id})", flush=True)
-        t0 = time.perf_counter()
-        best_dir = fit(args, dataset, model_cfg, train_cfg, name, storage_path, storage_fs, run_id, export_dir)
-        seconds = time.perf_counter() - t0
-        mlflow.log_metric("train_seconds", seconds)
-        mlflow.log_artifacts(str(export_dir), "translator")
-        summary = quick_evaluation(args, dataset, export_dir, export_dir.parent / f"{name}-samples.png")
-        mlflow.log_metrics({k: v for k, v in summary.items() if isinstance(v, (int, float))})
-        mlflow.log_artifact(str(export_dir.parent / f"{name}-samples.png"), "samples")
-        version = register(model_name, run_id, ident, dataset.uri, summary)
-        print(f"[train] best checkpoint {best_dir}; exported {export_dir}", flush=True)
-        print(f"[train] registered {model_name} version {version} with alias '{CANDIDATE}'; "
-              f"quick evaluation: {json.dumps(summary)}", flush=True)
+            os.environ[MLFLOW_RETRIES] = retries
+    if lost is not None:
+        raise TronError(f"trained {name}: the best checkpoint is exported to {export_dir} and the checkpoints are in "
+                        f"{loc.uri}/{name}, but the MLflow tracking server {tracking_uri} does not answer ({lost}), so "
+                        "nothing was registered: rerun the same command once it answers; it registers without training again")
     return {"run_id": run_id, "model_name": model_name, "version": version, "export_dir": str(export_dir),
             "summary": summary, "tracking_uri": mlflow.get_tracking_uri()}
+
+
+def publish(args, dataset: PairDataset, export_dir: Path, name: str, model_name: str, run_id: str,
+            seconds: float) -> tuple[dict, str]:
+    """The finished training to MLflow: the export as artifacts, the quick evaluation, a registered
+    version with the alias candidate. Returns (the evaluation's summary, the version)."""
+    import mlflow
+
+    mlflow.log_metric("train_seconds", seconds)
+    mlflow.log_artifacts(str(export_dir), "translator")
+    summary = quick_evaluation(args, dataset, export_dir, export_dir.parent / f"{name}-samples.png")
+    mlflow.log_metrics({k: v for k, v in summary.items() if isinstance(v, (int, float))})
+    mlflow.log_artifact(str(export_dir.parent / f"{name}-samples.png"), "samples")
+    return summary, register(model_name, run_id, dataset.identity, dataset.uri, summary)
 
 
 def run_params(args, dataset: PairDataset, model_cfg: TranslatorConfig, train_cfg: TrainConfig) -> dict:
@@ -444,6 +526,7 @@ def fit(args, dataset, model_cfg, train_cfg, name, storage_path, storage_fs, run
                                                placement_strategy=args.placement_strategy),
         run_config=ray.train.RunConfig(
             name=name, storage_path=storage_path, storage_filesystem=storage_fs, logging_config=train_logging_config(),
+            failure_config=ray.train.FailureConfig(max_failures=args.max_failures),
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=args.keep_checkpoints,
                                                          checkpoint_score_attribute="val_nll",
                                                          checkpoint_score_order="min")),
