@@ -150,3 +150,15 @@ def load_benchmark(name: str):
     sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
+
+
+def digits_pairs(root: Path, num_pairs: int = 3000, rows_per_shard: int = 1000) -> str:
+    """A digits pair build under `root` (no MLflow run), for tests that train on it."""
+    from pipelines import build_dataset
+    from pipelines.common import run_main
+
+    out = Path(root) / "digits"
+    argv = ["--generator", "zoo:digits", "--num-pairs", str(num_pairs), "--rows-per-shard", str(rows_per_shard),
+            "--out", str(out), "--no-mlflow"]
+    assert run_main(build_dataset.main, argv, "build") == 0
+    return str(out)

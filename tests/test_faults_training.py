@@ -12,7 +12,8 @@ import pytest
 import torch
 from faults_helpers import MlflowServer, When, pids_named, wait_for
 
-from pipelines import build_dataset, train_translator
+from infra import digits_pairs
+from pipelines import train_translator
 from pipelines.common import run_main
 from tron.translator import load_translator
 
@@ -22,10 +23,7 @@ pytestmark = pytest.mark.slow  # rows of the fault matrix (docs/faults.md) that 
 
 @pytest.fixture(scope="module")
 def dataset(ray_cluster, tmp_path_factory):
-    out = tmp_path_factory.mktemp("pairs") / "digits"
-    argv = ["--generator", "zoo:digits", "--num-pairs", "3000", "--rows-per-shard", "1000", "--out", str(out), "--no-mlflow"]
-    assert run_main(build_dataset.main, argv, "build") == 0
-    return str(out)
+    return digits_pairs(tmp_path_factory.mktemp("pairs"))
 
 
 def train_argv(dataset, tmp: Path, name: str, tracking: str) -> list[str]:

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from infra import S3_ENV, make_bucket, mlflow_server
-from pipelines import build_dataset, train_translator
+from infra import S3_ENV, digits_pairs, make_bucket, mlflow_server
+from pipelines import train_translator
 from pipelines.common import run_main
 from tron.errors import CheckpointError
 from tron.translator import load_translator
@@ -21,10 +21,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="module")
 def dataset(ray_cluster, tmp_path_factory):
-    out = tmp_path_factory.mktemp("pairs") / "digits"
-    argv = ["--generator", "zoo:digits", "--num-pairs", "3000", "--rows-per-shard", "1000", "--out", str(out), "--no-mlflow"]
-    assert run_main(build_dataset.main, argv, "build") == 0
-    return str(out)
+    return digits_pairs(tmp_path_factory.mktemp("pairs"))
 
 
 def train(dataset, tmp, *extra):
