@@ -67,41 +67,69 @@ def processes_named(fragment: str) -> list[int]:
     return pids
 
 
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.1):
+    """predicate()'s first true value within `timeout` seconds; fails naming `what` otherwise."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+class MlflowServer:
+    """A real `mlflow server` process (SQLite backend) on a fixed 127.0.0.1 port, proxying artifacts
+    to `artifacts_destination` (a local folder by default, or s3://...). `kill()` takes it down at
+    once (its whole process group, as a crashed host would); `start()` brings it back on the same
+    port with the same store."""
+
+    def __init__(self, root: Path, artifacts_destination: str | None = None, env: dict | None = None) -> None:
+        self.root, self.port, self.proc = Path(root), free_port(), None
+        self.artifacts, self.env = artifacts_destination or str(self.root / "artifacts"), env or {}
+        self.uri = f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 90) -> MlflowServer:
+        import subprocess
+        import sys
+
+        cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{self.root / 'mlflow.db'}",
+               "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1", "--artifacts-destination", self.artifacts]
+        with open(self.root / "mlflow-server.log", "ab") as log:
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                         env={**os.environ, **self.env})
+        wait_for(self.answers, timeout, f"the MLflow server on port {self.port}", interval=0.3)
+        return self
+
+    def answers(self) -> bool:
+        import urllib.request
+
+        assert self.proc is None or self.proc.poll() is None, (self.root / "mlflow-server.log").read_text()[-2000:]
+        try:
+            urllib.request.urlopen(f"{self.uri}/health", timeout=2).close()
+            return True
+        except OSError:
+            return False
+
+    def kill(self) -> None:
+        import signal
+
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        self.proc = None
+
+
 @contextmanager
 def mlflow_server(tmp_dir: Path, artifacts_destination: str | None = None, env: dict | None = None):
-    """A real `mlflow server` process (SQLite backend) on 127.0.0.1, proxying artifacts to
-    `artifacts_destination` (a local folder by default, or s3://...); yields its URI."""
-    import subprocess
-    import sys
-    import time
-    import urllib.request
-
-    port = free_port()
-    cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{tmp_dir / 'mlflow.db'}",
-           "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
-    cmd += ["--artifacts-destination", artifacts_destination or str(tmp_dir / "artifacts")]
-    log = open(tmp_dir / "mlflow-server.log", "wb")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
-    uri = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while True:
-        try:
-            urllib.request.urlopen(f"{uri}/health", timeout=2)
-            break
-        except OSError:
-            if proc.poll() is not None or time.time() > deadline:
-                proc.kill()
-                raise RuntimeError(f"mlflow server did not start: {(tmp_dir / 'mlflow-server.log').read_text()[-2000:]}") from None
-            time.sleep(0.5)
+    """An MlflowServer for the block; yields its URI."""
+    server = MlflowServer(tmp_dir, artifacts_destination, env).start()
     try:
-        yield uri
+        yield server.uri
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+        server.kill()
 
 
 def retrain_workspace(tmp_path_factory, zoo: str):

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from faults_helpers import MlflowServer, When, pids_named, wait_for
+from faults_helpers import When, pids_named
 
-from infra import digits_pairs
+from infra import MlflowServer, digits_pairs, wait_for
 from pipelines import train_translator
 from pipelines.common import run_main
 from tron.translator import load_translator

@@ -20,7 +20,7 @@ import pytest
 import requests
 import torch
 
-from infra import free_port, processes_named
+from infra import free_port, processes_named, wait_for
 from pipelines.serve.config import ServeConfig
 from pipelines.serve.deployments import build_app
 from pipelines.serve.model import Job, ServedModel
@@ -128,17 +128,6 @@ def get_model(url: str) -> dict:
     r = requests.get(f"{url}/v1/model", timeout=60)
     assert r.status_code == 200, r.text
     return r.json()
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout} s: {what}")
-        time.sleep(0.25)
 
 
 class Client(threading.Thread):
