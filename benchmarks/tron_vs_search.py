@@ -53,6 +53,7 @@ class Task:
     name: str  # "shapes, full captions", ...
     condition: object  # tron.conditions.Condition (M rows)
     hits: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (images (N, C, H, W), condition index (N,)) -> (N,) bool
+    hits_all: Callable[[torch.Tensor], torch.Tensor]  # images (N, C, H, W) -> (N, M) bool: one judge pass, every condition
 
 
 def shapes_tasks(world, judge, kinds: list[str], limit: int = 0) -> list[Task]:
@@ -69,8 +70,13 @@ def shapes_tasks(world, judge, kinds: list[str], limit: int = 0) -> list[Task]:
             want = target[index.cpu()]
             return ((pred == want) | (want < 0)).all(1)
 
+        def hits_all(images, target=target):
+            pred, _ = judge.cnn.judge(images.cpu())
+            return ((pred[:, None] == target[None]) | (target[None] < 0)).all(2)
+
         label = {"full": "full captions", "partial": "partial prompts"}[kind]
-        tasks.append(Task(f"shapes, {label} ({len(prompts)})", from_text(world.encoder, [S.describe(**p) for p in prompts]), hits))
+        tasks.append(Task(f"shapes, {label} ({len(prompts)})", from_text(world.encoder, [S.describe(**p) for p in prompts]), hits,
+                          hits_all))
     return tasks
 
 
@@ -84,7 +90,11 @@ def faces_tasks(world, judge, limit: int = 0) -> list[Task]:
         probs, _ = judge.judge(images)
         return (probs.topk(5, dim=1).indices == labels[index.cpu()].unsqueeze(1)).any(1)
 
-    return [Task(f"faces, {len(classes)} classes (Lite2 top-5)", from_labels(world.encoder, classes), hits)]
+    def hits_all(images):
+        probs, _ = judge.judge(images)
+        return (probs.topk(5, dim=1).indices[:, :, None] == labels[None, None]).any(1)
+
+    return [Task(f"faces, {len(classes)} classes (Lite2 top-5)", from_labels(world.encoder, classes), hits, hits_all)]
 
 
 def views_of(langevin) -> int:
@@ -134,7 +144,7 @@ def pool(world, task: Task, m: int, seed: int, batch: int) -> tuple[torch.Tensor
         b = len(x)
         e = torch.stack([sampler.image_energy(x, c[p].expand(b, -1)) for p in range(len(c))], 1)  # (b, P)
         scores.append(-e.cpu())
-        hits.append(torch.stack([task.hits(x, torch.full((b,), p)) for p in range(len(c))], 1))
+        hits.append(task.hits_all(x))
     return torch.cat(scores), torch.cat(hits)
 
 
