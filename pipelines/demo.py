@@ -27,8 +27,9 @@ from tron import conditions  # noqa: E402
 from tron.arguments import Parser  # noqa: E402
 from tron.errors import TronError  # noqa: E402
 from tron.images import save_grid  # noqa: E402
+from tron.translator import load_translator  # noqa: E402
 from tron.uris import local_dir  # noqa: E402
-from tron.world import load_world  # noqa: E402
+from tron.world import check_translator_fits, load_world  # noqa: E402
 
 # The prompts the shapes champion draws into outputs/shapes_champion.png (one row each).
 PROMPTS = [
@@ -60,6 +61,9 @@ def build_parser() -> Parser:
 # The promotion gate per world; the translator's settings come from the world's own training
 # recipe (world.json "training"), which train_translator.py reads for zoo worlds.
 GATES = {"digits": {"min_judged_accuracy": 0.9}, "shapes": {"min_judged_accuracy": 0.8}}
+# The condition column each world's champion is trained on: the translator its grid's conditions use.
+# Shapes' text prompts go to its caption translator (CLIP text embeddings of captions of G's samples).
+COLUMNS = {"digits": "c", "shapes": "c_caption"}
 
 
 def pair_configs(worlds: list[str], num_pairs: int, epochs: int, out: Path) -> list[dict]:
@@ -67,24 +71,32 @@ def pair_configs(worlds: list[str], num_pairs: int, epochs: int, out: Path) -> l
     unknown = [w for w in worlds if w not in GATES]
     if unknown:
         raise TronError(f"--worlds: unknown {unknown}; choose from {sorted(GATES)}")
-    return [{"generator": f"zoo:{w}", "num_pairs": num_pairs,
-             "train_args": ["--epochs", str(epochs), "--storage-path", str(out / "ray_results")], "gate": GATES[w]}
+    return [{"generator": f"zoo:{w}", "num_pairs": num_pairs, "gate": GATES[w],
+             "train_args": ["--epochs", str(epochs), "--storage-path", str(out / "ray_results"),
+                            "--condition-column", COLUMNS[w]],
+             "registered_model": registered_model_name(f"zoo:{w}", f"zoo:{w}", COLUMNS[w]),
+             **({"captioner": f"zoo:{w}"} if COLUMNS[w] == "c_caption" else {})}
             for w in worlds]
 
 
 def champion_grid(world_name: str, out: Path) -> tuple[str, Path | None]:
-    """Sample the registered champion into a PNG grid: every digit, or the shapes prompts."""
+    """Sample the registered champion into a PNG grid: every digit, or the shapes prompts (through
+    the champion as the world's text translator)."""
     spec = f"zoo:{world_name}"
-    uri = f"models:/{registered_model_name(spec, spec)}@champion"
+    uri = f"models:/{registered_model_name(spec, spec, COLUMNS[world_name])}@champion"
     try:
         translator_dir = local_dir(uri)
     except Exception as exc:  # no champion: the gate rejected every candidate so far
         print(f"[demo] {world_name}: no champion to sample from ({exc}); see the gate's reasons above", file=sys.stderr)
         return uri, None
-    w = load_world(spec, translator=translator_dir)
     if world_name == "digits":
+        w = load_world(spec, translator=translator_dir)
         cond, rows = conditions.from_labels(w.encoder, list(range(10))), 10
     else:
+        w = load_world(spec)
+        champion = load_translator(translator_dir)
+        check_translator_fits(champion, w.fingerprints, uri)
+        w.translators["text"] = champion  # not the shipped caption translator: the one this run trained
         cond, rows = conditions.from_text(w.encoder, PROMPTS), len(PROMPTS)
     res = w.sampler(cond.kind).sample(cond.c, 8, w.langevin, seed=0)
     images = res.images.view(rows, 8, *res.images.shape[1:])

@@ -86,6 +86,8 @@ class PairConfig:
     seed: int = 0
     prior: str = "normal"
     train_args: list[str] = field(default_factory=list)  # extra flags for train_translator.py
+    captioner: str | None = None  # build_dataset.py --captioner: the pairs carry c_caption (train with it by
+    #                               "--condition-column c_caption" in train_args: a text translator)
     gate: Gate = field(default_factory=Gate)
     registered_model: str | None = None
 
@@ -276,7 +278,8 @@ class Workflow:
         p = self.pair
         manifest = build_dataset.run(["--generator", p.generator, "--encoder", p.encoder, "--prior", p.prior,
                                       "--num-pairs", str(p.num_pairs), "--rows-per-shard", str(p.rows_per_shard),
-                                      "--seed", str(p.seed), "--out", dataset_uri, *self._address()])
+                                      "--seed", str(p.seed), "--out", dataset_uri,
+                                      *(["--captioner", p.captioner] if p.captioner else []), *self._address()])
         self.log.record("build", {"dataset_uri": dataset_uri, "fingerprints": manifest["fingerprints"]})
 
     def train(self) -> None:
