@@ -111,6 +111,7 @@ def test_ray_job_submit_builds_a_dataset(head_node, tmp_path):
     assert ds.num_rows == 3000
 
 
+@pytest.mark.slow  # ~35 s; the default run covers resuming builds in process (test_build_dataset.py)
 def test_stopped_job_resumes_on_resubmission(head_node, tmp_path):
     out = tmp_path / "ds"
     proc = submit(head_node, out, wait=False, num_pairs=20_000)  # 40 shards, one at a time

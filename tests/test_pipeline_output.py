@@ -2,7 +2,8 @@
 own local Ray. Quiet by default — the project's progress and errors, none of Ray's or MLflow's chatter,
 no traceback, crash dump or internal Ray error line, each progress line once — and everything back
 with TRON_VERBOSE=1. Build and training run while `tron serve` holds a second local Ray (two local
-pipelines at once: Ray Train's placement-group cleaner must not trip over the other cluster)."""
+pipelines at once: Ray Train's placement-group cleaner must not trip over the other cluster); `tron serve`
+answers, serves its page and stops on SIGTERM with exit 0, leaving nothing listening."""
 from __future__ import annotations
 
 import os
@@ -72,8 +73,10 @@ def test_build_train_and_serve_at_once_print_their_progress_once_and_nothing_els
             assert [out.count(f"epoch {e}/2:") for e in (1, 2)] == [1, 1], out  # Ray Train's print patch doubled them
             assert "registered tron-translator.zoo-digits.zoo-digits version 1" in out
             assert not unwanted(out), out
-            r = requests.post(f"http://127.0.0.1:{port}/v1/generate", json={"label": 3, "steps": 2}, timeout=60)
-            assert r.status_code == 200
+            r = requests.post(f"http://127.0.0.1:{port}/v1/generate", json={"label": 3, "num_samples": 2, "steps": 2},
+                              timeout=60)
+            assert r.status_code == 200 and len(r.json()["images"]) == 2
+            assert "<title>tron</title>" in requests.get(f"http://127.0.0.1:{port}/", timeout=10).text
         finally:
             serve.send_signal(signal.SIGTERM)
             try:
@@ -84,6 +87,8 @@ def test_build_train_and_serve_at_once_print_their_progress_once_and_nothing_els
     out = log_path.read_text()
     assert serve.returncode == 0 and "[serve] zoo:digits at" in out and "[serve] stopping" in out, out[-3000:]
     assert not unwanted(out), out
+    with pytest.raises(requests.ConnectionError):  # SIGTERM stopped it: nothing left listening
+        requests.get(f"http://127.0.0.1:{port}/v1/health", timeout=5)
 
 
 @pytest.mark.slow  # ~4.5 min here; the default run checks build and train, the stages retrain runs
@@ -111,5 +116,5 @@ def test_tron_verbose_brings_rays_own_lines_back(tmp_path):
     def args(out: str) -> list[str]:
         return ["--generator", "zoo:digits", "--num-pairs", "200", "--rows-per-shard", "100", "--out", str(tmp_path / out), "--no-mlflow"]
 
-    assert "Started a local Ray instance" not in command("build_dataset.py", args("quiet"), tmp_path)
+    # The quiet side (no "Started a local Ray instance") is the first test's `unwanted` check.
     assert "Started a local Ray instance" in command("build_dataset.py", args("verbose"), tmp_path, TRON_VERBOSE="1")

@@ -1,6 +1,10 @@
 """Encoder swap for a CLIP world: the zoo CLIP's weights are replaced by a perturbed copy, so the
 shapes translator is stale; retrain rebuilds, retrains, judges and promotes, and a failed gate
-keeps the champion (that case is marked slow). The same workflow as the digits tests in test_retrain.py, with open_clip's f."""
+keeps the champion. The same workflow as the digits tests in test_retrain.py, with open_clip's f.
+
+The whole module is slow (about 3.5 minutes on 2 cores): the default run covers each of its parts
+faster — the retrain workflow's encoder swap, gate and promotion on digits (test_retrain.py), a
+CLIP world's build and text-translator training through the pipelines (test_captions.py)."""
 from pathlib import Path
 
 import pytest
@@ -12,6 +16,8 @@ from pipelines.common import run_main
 from tron.clip import save_open_clip
 from tron.components import component_fingerprint
 from tron.encoders import load_encoder
+
+pytestmark = pytest.mark.slow
 
 TRAIN_ARGS = ("--epochs 2 --batch-size 256 --hidden-dim 64 --num-blocks 1 --num-components 10 "
               "--normalize-condition --cond-noise-std 0.2 --eval-samples 4")
@@ -52,7 +58,6 @@ def test_clip_swap_retrains_and_promotes(setup, capsys):
     assert judged, out  # the shapes world's judge gated the promotion
 
 
-@pytest.mark.slow  # a third retrain cycle; the digits tests cover a failed gate in the default run
 def test_clip_swap_that_fails_the_gate_keeps_the_champion(setup, capsys):
     assert run_main(retrain.main, argv(setup), "retrain") == 0  # a champion for this encoder (or up to date)
     kept = champion(setup).version
