@@ -54,6 +54,7 @@ from pipelines.logs import train_logging_config  # noqa: E402
 
 CANDIDATE = "candidate"
 MLFLOW_RETRIES = "MLFLOW_HTTP_REQUEST_MAX_RETRIES"  # MLflow's own variable: how often an HTTP request is tried again
+DIVERGED = "diverged"  # what the workers' loop returns, instead of raising, when training diverges
 
 
 def build_parser() -> Parser:
@@ -169,7 +170,7 @@ def hyperparameters(args, dataset: PairDataset) -> tuple[TranslatorConfig, Train
 
 # ----------------------------------------------------------------------------- the worker loop
 
-def train_loop_per_worker(config: dict) -> None:
+def train_loop_per_worker(config: dict) -> dict | None:
     """Runs on every Ray Train worker: what is Ray's (context, DDP, checkpoint restore, this worker's
     shard of the pairs, reports); the training itself is tron.training's one routine."""
     import ray.train
@@ -200,7 +201,13 @@ def train_loop_per_worker(config: dict) -> None:
         client = mlflow.MlflowClient(tracking_uri=config["tracking_uri"])
     pairs = WorkerPairs(device, tcfg, config["cache_in_memory"])
     for epoch in range(start_epoch, tcfg.epochs):
-        total, count, train_seconds, val_total, val_count = pairs.epoch(fit, epoch, rank)
+        try:
+            total, count, train_seconds, val_total, val_count = pairs.epoch(fit, epoch, rank)
+        except FloatingPointError as exc:
+            # Divergence is deterministic: a restart from the last checkpoint (--max-failures) would
+            # diverge again. Every worker stops at the same step (TranslatorFit.step); the run ends
+            # without a worker failure and the driver reports it (rank 0's return value).
+            return {DIVERGED: str(exc)}
         total, count, val_total, val_count = all_reduce(total, count, val_total, val_count)
         (peak_rss,) = all_reduce(peak_rss_mib(), op=dist.ReduceOp.MAX)
         metrics = {"epoch": epoch + 1, "train_nll": total / max(count, 1), "val_nll": val_total / max(val_count, 1),
@@ -538,6 +545,9 @@ def fit(args, dataset, model_cfg, train_cfg, name, storage_path, storage_fs, run
         raise TrainingFailed(describe_failure(exc)) from exc
     if result.error is not None:
         raise TrainingFailed(describe_failure(result.error))
+    diverged = (getattr(result, "return_value", None) or {}).get(DIVERGED)
+    if diverged:
+        raise TrainingFailed(f"training failed: {diverged}")
     best = result.get_best_checkpoint(metric="val_nll", mode="min") or result.checkpoint
     if best is None:
         raise TronError(f"training {name} produced no checkpoint")

@@ -43,6 +43,15 @@ def test_gmm_std_is_learned():
     assert torch.allclose(model.log_std.exp(), torch.tensor([0.3, 0.3]), atol=0.1)
 
 
+def test_divergence_stops_training_in_one_line_naming_the_cause():
+    """Checked after the backward pass (so data-parallel workers all stop at the same step): a learning
+    rate that blows up names the fix. (Pairs that hold NaN are refused before training starts.)"""
+    z, c = synthetic_pairs(n=512)
+    model = Translator(TranslatorConfig(cond_dim=3, latent_dim=2, hidden_dim=16, num_blocks=1, num_components=2))
+    with pytest.raises(FloatingPointError, match=r"training diverged: the loss is .*; lower the learning rate"):
+        fit_translator(model, z, c, TrainConfig(epochs=3, batch_size=64, lr=1e30, grad_clip=0.0))
+
+
 def test_split_is_by_row_index_deterministic_and_near_its_fraction():
     rows = np.arange(100_000)
     held = is_validation_row(rows, 0.2, seed=5)

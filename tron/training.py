@@ -253,13 +253,15 @@ class TranslatorFit:
         self.loss_module.train()
         c = training_condition(c, self.config, rng)
         loss = self.loss_module(z, c, self.balance(c) if self.balance is not None else None)
-        if not torch.isfinite(loss):
-            bad = "" if torch.isfinite(z).all() and torch.isfinite(c).all() else " (the batch holds non-finite pairs: rebuild the dataset)"
-            raise FloatingPointError(f"training diverged: the loss is {float(loss)}{bad or '; lower the learning rate'}")
         self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.config.grad_clip:
-            torch.nn.utils.clip_grad_norm_(self.loss_module.parameters(), self.config.grad_clip)
+        loss.backward()  # under a data-parallel wrapper the gradients are averaged across workers here
+        # Checked after the backward pass: a non-finite loss on any worker makes the shared gradients
+        # non-finite on every worker, so all of them stop at the same step (none waits for the others).
+        norm = torch.nn.utils.clip_grad_norm_(self.loss_module.parameters(), self.config.grad_clip or float("inf"))
+        if not (torch.isfinite(loss) and torch.isfinite(norm)):
+            bad = "" if torch.isfinite(z).all() and torch.isfinite(c).all() else " (the batch holds non-finite pairs: rebuild the dataset)"
+            raise FloatingPointError(f"training diverged: the loss is {float(loss)}, the gradient norm {float(norm)}"
+                                     f"{bad or '; lower the learning rate'}")
         self.opt.step()
         self.sched.step()
         return float(loss.detach())
