@@ -63,7 +63,7 @@ def test_the_caption_translator_trains_and_is_refused_once_its_captioner_changes
     tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
     rc = run_main(train_translator.main, ["--dataset", str(builds / "captioned"), "--condition-column", CAPTION_COLUMN,
                                           "--epochs", "2", "--hidden-dim", "32", "--num-blocks", "1", "--eval-samples", "1",
-                                          "--eval-conditions", "2", "--export", str(tmp_path / "export"),
+                                          "--eval-steps", "2", "--eval-conditions", "2", "--export", str(tmp_path / "export"),
                                           "--storage-path", str(tmp_path / "ray"), "--tracking-uri", tracking],
                   "train_translator.py")
     assert rc == 0

@@ -10,10 +10,13 @@ from __future__ import annotations
 import os
 
 import pytest
+import torch
 
 from infra import S3_ENV, make_bucket, mlflow_server
 from pipelines import build_dataset, train_translator
 from pipelines.common import run_main
+from tron.dataset import open_dataset
+from tron.translator import load_translator
 
 # A stall must fail the test, not hang it: the thread method ends the process even when the main
 # thread waits inside Ray's C++ code, where the signal method cannot interrupt it.
@@ -74,14 +77,21 @@ def test_build_and_two_worker_training_across_nodes_share_only_s3(cluster, s3_en
             rc = run_main(train_translator.main, [
                 "--dataset", data, "--epochs", "2", "--batch-size", "128", "--hidden-dim", "32", "--num-blocks", "1",
                 "--num-workers", "2", "--cpus-per-worker", "0.5", "--placement-strategy", "SPREAD",
-                "--storage-path", "s3://tron-multinode/ray_results", "--tracking-uri", uri, "--eval-samples", "2",
-                "--eval-conditions", "2", "--export", str(tmp_path / "export")], "train_translator.py")
+                "--storage-path", "s3://tron-multinode/ray_results", "--tracking-uri", uri, "--eval-samples", "2", "--eval-steps", "2",
+                "--eval-conditions", "2", "--export", str(tmp_path / "export"), "--standardize-latent"],
+                "train_translator.py")
             assert rc == 0, capsys.readouterr().err
+            # the statistics of z (from the pairs) reached both workers and the exported translator
+            model = load_translator(tmp_path / "export")
+            mean, std = open_dataset(data).latent_statistics()
+            assert model.config.latent_std == pytest.approx(std) and model.config.latent_mean == pytest.approx(mean)
+            assert torch.equal(model.z_std, torch.tensor(std, dtype=torch.float32))
             workers = [a for a in list_actors(filters=[("class_name", "=", "RayTrainWorker")], limit=100)]
             assert {a.node_id for a in workers} == worker_nodes  # one training worker on each worker node
             client = mlflow.MlflowClient(uri)
             (run,) = client.search_runs([client.get_experiment_by_name("tron-translators").experiment_id])
             assert run.info.status == "FINISHED" and run.info.artifact_uri.startswith("mlflow-artifacts:")
+            assert 100 < run.data.metrics["worker_peak_rss_mib"] < 20_000  # the workers' peak memory, MiB (torch alone > 100)
             names = {f.path for f in client.list_artifacts(run.info.run_id, "translator")}
             assert {"translator/config.json", "translator/model.safetensors"} <= names
         finally:

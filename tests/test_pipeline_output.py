@@ -67,7 +67,7 @@ def test_build_train_and_serve_at_once_print_their_progress_once_and_nothing_els
                 assert serve.poll() is None and time.time() < deadline, log_path.read_text()[-3000:]
                 time.sleep(1)
             out = command("train_translator.py", ["--dataset", data, "--epochs", "2", "--batch-size", "128",
-                                                  "--hidden-dim", "32", "--num-blocks", "1", "--eval-samples", "1",
+                                                  "--hidden-dim", "32", "--num-blocks", "1", "--eval-samples", "1", "--eval-steps", "2",
                                                   "--eval-conditions", "2", "--tracking-uri",
                                                   f"sqlite:///{tmp_path / 'mlflow.db'}"], tmp_path)
             assert [out.count(f"epoch {e}/2:") for e in (1, 2)] == [1, 1], out  # Ray Train's print patch doubled them

@@ -22,8 +22,8 @@ def setup(ray_cluster, tmp_path_factory):
 
 
 def argv(setup, *extra, gate="0.0"):
-    return retrain_argv(setup, 3000, "--epochs 2 --batch-size 128 --hidden-dim 64 --num-blocks 1 --sample-labels --eval-samples 2",
-                        *extra, gate=gate)
+    return retrain_argv(setup, 3000, "--epochs 2 --batch-size 128 --hidden-dim 64 --num-blocks 1 --sample-labels "
+                                     "--eval-samples 2 --eval-steps 2", *extra, gate=gate)
 
 
 def model_name(setup):

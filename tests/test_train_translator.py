@@ -26,7 +26,7 @@ def dataset(ray_cluster, tmp_path_factory):
 
 def train(dataset, tmp, *extra):
     argv = ["--dataset", dataset, "--epochs", "3", "--batch-size", "128", "--hidden-dim", "64", "--num-blocks", "1",
-            "--export", str(tmp / "export"), "--eval-samples", "2", *extra]
+            "--export", str(tmp / "export"), "--eval-samples", "2", "--eval-steps", "2", *extra]
     if "--storage-path" not in extra:
         argv += ["--storage-path", str(tmp / "ray_results")]
     return run_main(train_translator.main, argv, "train_translator.py")
@@ -136,6 +136,7 @@ def test_artifacts_and_checkpoints_are_in_s3(server_run):
     assert any("server-run/checkpoint_" in k and k.endswith("translator/model.safetensors") for k in checkpoints)
 
 
+@pytest.mark.slow  # the default run's test_multinode.py trains on two workers with --standardize-latent, checking the same
 def test_two_workers_on_two_cores(dataset, tmp_path):
     """Two data-parallel workers; with --standardize-latent the statistics of z (from the pairs)
     reach every worker and the exported translator."""
@@ -170,8 +171,8 @@ def test_resume_after_an_interrupted_run(ray_cluster, dataset, tmp_path):
 
     tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
     args = ["--dataset", dataset, "--epochs", "8", "--batch-size", "32", "--hidden-dim", "64", "--num-blocks", "1",
-            "--export", str(tmp_path / "export"), "--eval-samples", "2", "--storage-path", str(tmp_path / "ray_results"),
-            "--name", "interrupted", "--tracking-uri", tracking]
+            "--export", str(tmp_path / "export"), "--eval-samples", "2", "--eval-steps", "2",
+            "--storage-path", str(tmp_path / "ray_results"), "--name", "interrupted", "--tracking-uri", tracking]
     address = ray_cluster.get_runtime_context().gcs_address
     proc = subprocess.Popen([sys.executable, str(REPO / "pipelines" / "train_translator.py"), *args, "--address", address],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
