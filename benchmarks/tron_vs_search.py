@@ -210,6 +210,7 @@ def plot(paths: list[Path], out: Path) -> None:
     fig, axes = plt.subplots(1, len(tasks), figsize=(4.6 * len(tasks), 3.8), squeeze=False)
     for ax, task in zip(axes[0], tasks):
         mine = sorted((r for r in runs if r["task"] == task), key=lambda r: r["langevin"].get("candidates", 1))
+        top = mine[-1]["langevin"].get("candidates", 1)
         for r in mine:
             m = r["langevin"].get("candidates", 1)
             draws = f", z0 best of {m} draws" if m > 1 else ""
@@ -218,7 +219,7 @@ def plot(paths: list[Path], out: Path) -> None:
                 if key in r:
                     ts = sorted(int(t) for t in r[key])
                     ax.plot([cost[t] for t in ts], [100 * r[key][str(t)] for t in ts], style, label=label + draws,
-                            alpha=1.0 if m > 1 or len(mine) == 1 else 0.55)
+                            alpha=1.0 if m == top else 0.5)  # the world's setting (the most draws) stands out
         r = mine[0]
         if "best_of_n" in r:
             ns = sorted(int(k) for k in r["best_of_n"])
