@@ -260,7 +260,7 @@ class TranslatorFit:
         norm = torch.nn.utils.clip_grad_norm_(self.loss_module.parameters(), self.config.grad_clip or float("inf"))
         if not (torch.isfinite(loss) and torch.isfinite(norm)):
             bad = "" if torch.isfinite(z).all() and torch.isfinite(c).all() else " (the batch holds non-finite pairs: rebuild the dataset)"
-            raise FloatingPointError(f"training diverged: the loss is {float(loss)}, the gradient norm {float(norm)}"
+            raise FloatingPointError(f"training diverged: the loss is {float(loss.detach())}, the gradient norm {float(norm)}"
                                      f"{bad or '; lower the learning rate'}")
         self.opt.step()
         self.sched.step()
