@@ -52,8 +52,11 @@ class Task:
 
     name: str  # "shapes, full captions", ...
     condition: object  # tron.conditions.Condition (M rows)
-    hits: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (images (N, C, H, W), condition index (N,)) -> (N,) bool
     hits_all: Callable[[torch.Tensor], torch.Tensor]  # images (N, C, H, W) -> (N, M) bool: one judge pass, every condition
+
+    def hits(self, images: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        """(N,) bool: each image judged against its own condition (index (N,))."""
+        return self.hits_all(images)[torch.arange(len(images)), index.cpu()]
 
 
 def shapes_tasks(world, judge, kinds: list[str], limit: int = 0) -> list[Task]:
@@ -65,17 +68,12 @@ def shapes_tasks(world, judge, kinds: list[str], limit: int = 0) -> list[Task]:
         prompts = sets[kind][: limit or None]
         target = torch.tensor([[S.ATTRIBUTES[a].index(p[a]) if a in p else -1 for a in S.ATTRIBUTE_NAMES] for p in prompts])
 
-        def hits(images, index, target=target):
-            pred, _ = judge.cnn.judge(images.cpu())
-            want = target[index.cpu()]
-            return ((pred == want) | (want < 0)).all(1)
-
         def hits_all(images, target=target):
             pred, _ = judge.cnn.judge(images.cpu())
             return ((pred[:, None] == target[None]) | (target[None] < 0)).all(2)
 
         label = {"full": "full captions", "partial": "partial prompts"}[kind]
-        tasks.append(Task(f"shapes, {label} ({len(prompts)})", from_text(world.encoder, [S.describe(**p) for p in prompts]), hits,
+        tasks.append(Task(f"shapes, {label} ({len(prompts)})", from_text(world.encoder, [S.describe(**p) for p in prompts]),
                           hits_all))
     return tasks
 
@@ -86,15 +84,11 @@ def faces_tasks(world, judge, limit: int = 0) -> list[Task]:
     classes = judge.classes[: limit or None]
     labels = torch.tensor(classes)
 
-    def hits(images, index):
-        probs, _ = judge.judge(images)
-        return (probs.topk(5, dim=1).indices == labels[index.cpu()].unsqueeze(1)).any(1)
-
     def hits_all(images):
         probs, _ = judge.judge(images)
         return (probs.topk(5, dim=1).indices[:, :, None] == labels[None, None]).any(1)
 
-    return [Task(f"faces, {len(classes)} classes (Lite2 top-5)", from_labels(world.encoder, classes), hits, hits_all)]
+    return [Task(f"faces, {len(classes)} classes (Lite2 top-5)", from_labels(world.encoder, classes), hits_all)]
 
 
 def views_of(langevin) -> int:

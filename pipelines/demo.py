@@ -22,14 +22,13 @@ if __package__ in (None, ""):
 from pipelines import retrain  # noqa: E402
 from pipelines.common import init_ray, run_main  # noqa: E402
 from pipelines.logs import quiet_process  # noqa: E402
-from pipelines.train_translator import registered_model_name  # noqa: E402
+from pipelines.train_translator import KIND_OF_COLUMN, registered_model_name  # noqa: E402
 from tron import conditions  # noqa: E402
 from tron.arguments import Parser  # noqa: E402
 from tron.errors import TronError  # noqa: E402
 from tron.images import save_grid  # noqa: E402
-from tron.translator import load_translator  # noqa: E402
 from tron.uris import local_dir  # noqa: E402
-from tron.world import check_translator_fits, load_world  # noqa: E402
+from tron.world import load_world  # noqa: E402
 
 # The prompts the shapes champion draws into outputs/shapes_champion.png (one row each).
 PROMPTS = [
@@ -89,14 +88,10 @@ def champion_grid(world_name: str, out: Path) -> tuple[str, Path | None]:
     except Exception as exc:  # no champion: the gate rejected every candidate so far
         print(f"[demo] {world_name}: no champion to sample from ({exc}); see the gate's reasons above", file=sys.stderr)
         return uri, None
+    w = load_world(spec, translator=translator_dir, translator_kind=KIND_OF_COLUMN[COLUMNS[world_name]])
     if world_name == "digits":
-        w = load_world(spec, translator=translator_dir)
         cond, rows = conditions.from_labels(w.encoder, list(range(10))), 10
     else:
-        w = load_world(spec)
-        champion = load_translator(translator_dir)
-        check_translator_fits(champion, w.fingerprints, uri)
-        w.translators["text"] = champion  # not the shipped caption translator: the one this run trained
         cond, rows = conditions.from_text(w.encoder, PROMPTS), len(PROMPTS)
     res = w.sampler(cond.kind).sample(cond.c, 8, w.langevin, seed=0)
     images = res.images.view(rows, 8, *res.images.shape[1:])

@@ -132,9 +132,13 @@ def hyperparameter_types() -> dict[str, type]:
     return types
 
 
+# The kind of condition a translator trained on each condition column serves (world.json "translators").
+KIND_OF_COLUMN = {"c": "default", "c_features": "image", "c_caption": "text"}
+
+
 def translator_kind(args) -> str:
     """The world's kind of translator this run makes: --kind, else the one its condition column serves."""
-    return args.kind or {"c": "default", "c_features": "image", "c_caption": "text"}.get(args.condition_column, "default")
+    return args.kind or KIND_OF_COLUMN.get(args.condition_column, "default")
 
 
 def world_recipe(dataset: PairDataset, kind: str) -> TrainingRecipe:

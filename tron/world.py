@@ -116,19 +116,20 @@ def translator_location(directory: Path, value: str) -> Path:
 
 
 def load_world(spec: str | os.PathLike, device: str | torch.device = "cpu",
-               translator: str | os.PathLike | None = None, accept_unverified: bool = False) -> World:
+               translator: str | os.PathLike | None = None, accept_unverified: bool = False,
+               translator_kind: str = DEFAULT) -> World:
     """Load a world by `zoo:NAME` or directory; `translator` (a directory or a registry/run URI)
-    overrides the bundled default one and must have been trained for this world's G and f (see
-    check_translator_fits for `accept_unverified`)."""
+    overrides the bundled one for `translator_kind` conditions (default: the main one) and must have
+    been trained for this world's G and f (see check_translator_fits for `accept_unverified`)."""
     path = locate_world(spec)
     config = WorldConfig.load(path)
     fps = world_fingerprints(path, config)
     locations = {kind: translator_location(path, value) for kind, value in config.translators.items()}
     if translator is not None:
-        locations[DEFAULT] = local_dir(translator)
+        locations[translator_kind] = local_dir(translator)
     translators = {}
     for kind, where in locations.items():
-        if where.exists() or (kind == DEFAULT and translator is not None):
+        if where.exists() or (kind == translator_kind and translator is not None):
             translators[kind] = load_translator(where, device)
             check_translator_fits(translators[kind], fps, where, accept_unverified)
     return World(
