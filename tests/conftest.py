@@ -1,7 +1,14 @@
+import os
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))  # tests/infra.py
+
+# Ray Train's controller polls its workers every 2 s by default: a tiny training then waits up to
+# twice that for its start and end to be noticed, ~5 s of every training the suite runs. Polling at
+# 0.5 s changes when, not what, the controller sees (set before any Ray process starts, so the
+# clusters, the pipelines run as processes and Ray Train's controller all inherit it).
+os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.5")
 
 import pytest
 import torch
