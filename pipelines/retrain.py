@@ -3,8 +3,9 @@
     ray job submit --working-dir . -- python pipelines/retrain.py --config retrain.json
     python pipelines/retrain.py --generator zoo:digits --data-root data --state-dir state
 
-For each configured (G, f) pair the fingerprints of the G and f configured *now* are compared
-with those recorded on the registered model's `champion`. Equal: "up to date", nothing runs.
+For each configured (G, f) pair the fingerprints of the G and f configured *now* (and of the
+captioner, for a pair that trains a caption translator) are compared with those recorded on the
+registered model's `champion`. Equal: "up to date", nothing runs.
 Different (an encoder was swapped), no champion yet, or --force: the steps
 
     build dataset -> train -> evaluate -> promote
@@ -213,13 +214,12 @@ def retrain_pair(pair: PairConfig, data_root: str, state_dir: Path, args) -> dic
     the workflow under the pair's lock."""
     import mlflow
 
-    fps = {"generator": component_fingerprint(pair.generator, "generator"),
-           "encoder": component_fingerprint(pair.encoder, "encoder")}
-    model_name = pair.registered_model or train_translator.registered_model_name(pair.generator, pair.encoder)
+    fps = pair_fingerprints(pair)
+    model_name = pair.registered_model or train_translator.registered_model_name(pair.generator, pair.encoder,
+                                                                                 condition_column(pair))
     client = mlflow.MlflowClient()
     champion = champion_version(client, model_name)
-    current = champion is not None and champion.tags.get("generator_fingerprint") == fps["generator"] \
-        and champion.tags.get("encoder_fingerprint") == fps["encoder"]
+    current = champion is not None and not changed_parts(champion, fps)
     if current and not args.force:
         print(f"[retrain] {model_name}: up to date (champion v{champion.version} matches G {fps['generator']} "
               f"and f {fps['encoder']})", flush=True)
@@ -330,8 +330,33 @@ class Workflow:
         return result
 
 
+def condition_column(pair: PairConfig) -> str:
+    """The column the pair's translator trains on (its train_args' --condition-column; default c)."""
+    args = pair.train_args
+    for i, arg in enumerate(args):
+        if arg == "--condition-column" and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith("--condition-column="):
+            return arg.split("=", 1)[1]
+    return "c"
+
+
+def pair_fingerprints(pair: PairConfig) -> dict[str, str]:
+    """The fingerprints a champion must match to be up to date: G's and f's, and the captioner's
+    when the translator trains on captions (its conditions are the captioner's text, embedded by f)."""
+    fps = {"generator": component_fingerprint(pair.generator, "generator"),
+           "encoder": component_fingerprint(pair.encoder, "encoder")}
+    if condition_column(pair) == train_translator.CAPTION_COLUMN:
+        if not pair.captioner:
+            raise TronError(f"pair {pair.generator}: train_args train on {train_translator.CAPTION_COLUMN} but the pair "
+                            "names no captioner")
+        fps["captioner"] = component_fingerprint(pair.captioner, "captioner")
+    return fps
+
+
 def changed_parts(champion, fps: dict) -> str:
-    parts = [f"{p} changed ({champion.tags.get(p + '_fingerprint')} -> {fps[p]})" for p in ("generator", "encoder")
+    """What differs between the champion's recorded fingerprints and those now ("" when none)."""
+    parts = [f"{p} changed ({champion.tags.get(p + '_fingerprint')} -> {fps[p]})" for p in fps
              if champion.tags.get(p + "_fingerprint") != fps[p]]
     return ", ".join(parts)
 

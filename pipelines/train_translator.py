@@ -479,7 +479,8 @@ def publish(args, dataset: PairDataset, export_dir: Path, name: str, model_name:
     summary = quick_evaluation(args, dataset, export_dir, export_dir.parent / f"{name}-samples.png")
     mlflow.log_metrics({k: v for k, v in summary.items() if isinstance(v, (int, float))})
     mlflow.log_artifact(str(export_dir.parent / f"{name}-samples.png"), "samples")
-    return summary, register(model_name, run_id, dataset.identity, dataset.uri, summary)
+    return summary, register(model_name, run_id, dataset.identity, dataset.uri, summary,
+                             captioner_metadata(dataset, args.condition_column))
 
 
 def run_params(args, dataset: PairDataset, model_cfg: TranslatorConfig, train_cfg: TrainConfig) -> dict:
@@ -607,8 +608,9 @@ def describe_failure(exc: BaseException) -> str:
     return f"training failed: {one_line(getattr(exc, 'controller_failure', None) or exc, last=True)}"
 
 
-def register(model_name: str, run_id: str, ident, dataset_uri: str, summary: dict) -> str:
-    """A new version of the (G, f) pair's registered model, tagged, with the alias 'candidate'."""
+def register(model_name: str, run_id: str, ident, dataset_uri: str, summary: dict, extra_tags: dict | None = None) -> str:
+    """A new version of the (G, f) pair's registered model, tagged (G's and f's fingerprints, and the
+    captioner's for a caption translator: what retrain.py compares), with the alias 'candidate'."""
     import mlflow
 
     client = mlflow.MlflowClient()
@@ -621,7 +623,7 @@ def register(model_name: str, run_id: str, ident, dataset_uri: str, summary: dic
                                           tags={"generator_fingerprint": ident.generator_fingerprint,
                                                 "encoder_fingerprint": ident.encoder_fingerprint,
                                                 "generator": ident.generator, "encoder": ident.encoder,
-                                                "dataset_uri": dataset_uri})
+                                                "dataset_uri": dataset_uri, **(extra_tags or {})})
     client.set_registered_model_alias(model_name, CANDIDATE, version.version)
     return version.version
 

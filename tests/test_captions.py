@@ -70,6 +70,11 @@ def test_the_caption_translator_trains_and_is_refused_once_its_captioner_changes
     translator = load_translator(tmp_path / "export")
     assert translator.metadata["kind"] == "text" and translator.metadata["condition_space"] == "caption"
     assert translator.metadata["captioner_fingerprint"] == component_fingerprint("zoo:shapes", "captioner")
+    import mlflow  # the registered version carries it too: what retrain.py compares with the captioner now
+
+    name = train_translator.registered_model_name("zoo:shapes", "zoo:shapes", CAPTION_COLUMN)
+    (version,) = mlflow.MlflowClient(tracking).search_model_versions(f"name='{name}'")
+    assert version.tags["captioner_fingerprint"] == component_fingerprint("zoo:shapes", "captioner")
 
     world_dir = tmp_path / "shapes"
     shutil.copytree(locate_world("zoo:shapes"), world_dir)

@@ -142,6 +142,28 @@ def test_concurrent_run_does_not_train(setup, capsys):
         lock.unlink()
 
 
+def test_a_caption_translator_is_stale_once_its_captioner_changes():
+    """A pair that trains on captions records the captioner's fingerprint, and a champion trained
+    with another captioner is out of date even though G and f are the same."""
+    from types import SimpleNamespace
+
+    from tron.errors import TronError
+
+    caption = retrain.PairConfig("zoo:shapes", captioner="zoo:shapes", train_args=["--condition-column", "c_caption"])
+    fps = retrain.pair_fingerprints(caption)
+    assert set(fps) == {"generator", "encoder", "captioner"}
+    tags = {f"{part}_fingerprint": fp for part, fp in fps.items()}
+    assert retrain.changed_parts(SimpleNamespace(tags=tags), fps) == ""
+    other = SimpleNamespace(tags={**tags, "captioner_fingerprint": "0123456789abcdef"})
+    assert retrain.changed_parts(other, fps) == f"captioner changed (0123456789abcdef -> {fps['captioner']})"
+    # A pair whose translator trains on f's main output does not depend on a captioner.
+    plain = retrain.PairConfig("zoo:shapes", captioner="zoo:shapes", train_args=["--epochs", "2"])
+    assert set(retrain.pair_fingerprints(plain)) == {"generator", "encoder"}
+    assert retrain.condition_column(retrain.PairConfig("zoo:shapes", train_args=["--condition-column=c_caption"])) == "c_caption"
+    with pytest.raises(TronError, match="names no captioner"):
+        retrain.pair_fingerprints(retrain.PairConfig("zoo:shapes", train_args=["--condition-column", "c_caption"]))
+
+
 def test_lock_of_a_dead_process_is_taken_over(tmp_path):
     import socket
 
