@@ -24,6 +24,20 @@ def run_main(main_fn, argv: list[str] | None, prog: str) -> int:
         return 2
 
 
+# The raylet settings of a local cluster that a command starts for itself (and that ends with it).
+# Ray retires a task worker idle for 1 s once more workers live than the node has CPUs (fractional
+# --num-cpus tasks, Ray Data's read tasks). Retiring is Ray's one graceful worker exit: the core worker
+# is destroyed and then the Python process finalizes (atexit's ray.shutdown, extension modules) for
+# another second or two. That window is where a worker once aborted in the middle of `make demo`:
+# abseil's "Lock: Mutex corrupt: both reader and writer lock held" at mutex.cc line 1954. Of the four
+# copies of abseil in a worker, only Ray's own (lts_20230802, in _raylet.so) has that check at that line
+# (pyarrow's lts_20260107 and grpcio's lts_20260526 at 1986): a lock inside Ray's core worker on memory
+# that no longer holds a live mutex. With retiring off, no worker exits while the command runs; at the
+# end they go with the cluster (killed with its raylet, or Ray's quick exit once the job ends: no
+# destructors run). Workers stay at most as many as ran at once. docs/faults.md.
+LOCAL_SYSTEM_CONFIG = {"kill_idle_workers_interval_ms": 0}
+
+
 def init_ray(address: str | None = None, num_cpus: int | None = None):
     """Connect to RAY_ADDRESS / --address when given (e.g. under `ray job submit`), or to the cluster
     that `ray start --head` runs on this machine (the way for several local pipelines to share one);
@@ -45,11 +59,13 @@ def init_ray(address: str | None = None, num_cpus: int | None = None):
     # finds "the" local cluster by looking for GCS processes, and with a second local Ray on the
     # machine (serving while training, two builds) it cannot choose and dies with a traceback too:
     # so the dashboard gets a port of its own and every worker of this job is told where it is.
+    # Idle workers are not retired while the command runs (LOCAL_SYSTEM_CONFIG says why).
     port = free_port()
     runtime_env = dict(quiet.pop("runtime_env", {}))
     runtime_env["env_vars"] = {**runtime_env.get("env_vars", {}), "RAY_API_SERVER_ADDRESS": f"http://127.0.0.1:{port}"}
     ray.init(num_cpus=num_cpus, include_dashboard=True, dashboard_host="127.0.0.1", dashboard_port=port,
-             ignore_reinit_error=True, _node_ip_address="127.0.0.1", runtime_env=runtime_env, **quiet)
+             ignore_reinit_error=True, _node_ip_address="127.0.0.1", runtime_env=runtime_env,
+             _system_config=LOCAL_SYSTEM_CONFIG, **quiet)
     return ray
 
 

@@ -36,12 +36,16 @@ QUIET_LOGGERS = {
 # driver twice: its print patch is turned off. MLflow's artifact progress bars and INFO lines off
 # (MLflow sets its logger's level when it is imported, which may be after quiet_loggers ran). The driver's
 # log deduplicator (read when ray is imported) drops Ray Train's internal core-worker "error" about
-# its own PreemptionWatcher actor, printed once per training, which is not an error of the run.
+# its own PreemptionWatcher actor, printed once per training, which is not an error of the run; and the
+# raylet's "WARNING: 8 PYTHON worker processes have been started", which counts live workers against
+# 4 x the CPUs: a command's own cluster keeps its idle workers (pipelines.common.LOCAL_SYSTEM_CONFIG),
+# so on 2 cores its build and training phases pass 8 by design.
 QUIET_ENV = {"RAY_DATA_DISABLE_PROGRESS_BARS": "1", "RAY_DATA_LOG_LEVEL": "WARNING",
              "PYTHONWARNINGS": "ignore::DeprecationWarning,ignore::FutureWarning",
              "RAY_TRAIN_ENABLE_PRINT_PATCH": "0", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
              "MLFLOW_LOGGING_LEVEL": "WARNING",
-             "RAY_DEDUP_LOGS_SKIP_REGEX": r"has constructor arguments in the object store and max_restarts > 0"}
+             "RAY_DEDUP_LOGS_SKIP_REGEX": r"has constructor arguments in the object store and max_restarts > 0"
+                                          r"|worker processes have been started on node"}
 
 
 def verbose() -> bool:
