@@ -563,7 +563,7 @@ def main(argv=None) -> str:
     if "peak" not in skip:
         peak_md, peak = peak_table(quick, max_wait)
         emit("## The CPU's measured peak (the roofline)\n\n" + peak_md)
-    n, batch, repeats = (16, 8, 1) if quick else (128, 64, 3)
+    n, batch, repeats = (8, 8, 1) if quick else (128, 64, 3)
     best = "frozen + bf16 autocast (G, f)"
     if "pairs" not in skip:
         names = ["baseline", "frozen", best] if quick else list(PAIR_VARIANTS)
@@ -594,7 +594,7 @@ def main(argv=None) -> str:
     if "quality" not in skip:
         torch.set_num_threads(2)
         emit("## Answers kept: each variant against the fp32 package on the same samples of G\n\n"
-             + quality_table(G, f, 16 if quick else 1024, not quick and "compile" not in skip))
+             + quality_table(G, f, 8 if quick else 1024, not quick and "compile" not in skip))
     if "langevin" not in skip:
         names = ["baseline (package)", "frozen + bf16 autocast"] if quick else list(LANGEVIN_VARIANTS)
         steps = 2 if quick else 4

@@ -9,13 +9,15 @@ cannot reach the State API (a cluster without a dashboard; the local clusters th
 have one). The last ones come from other processes, so a worker setup hook (`quiet_worker`, run in
 every worker of the job) raises their loggers there. Ray Train's doubled print() lines, its internal
 PreemptionWatcher message and MLflow's INFO lines and progress bars go too (QUIET_ENV), and so does
-the token-authentication notice of every new local cluster. Warnings from elsewhere and all errors stay. `quiet_process` applies the
+the token-authentication notice of every new local cluster; worker lines written to a file or a pipe
+carry no colour codes. Warnings from elsewhere and all errors stay. `quiet_process` applies the
 same to a process before it imports MLflow or Ray (retrain.py and the demo talk to MLflow first).
 """
 from __future__ import annotations
 
 import logging
 import os
+import sys
 
 QUIET_LOGGERS = {
     "ray.train.v2._internal.execution.controller.placement_group_cleaner": logging.ERROR,
@@ -76,6 +78,8 @@ def quiet_process() -> bool:
         return False
     for name, value in QUIET_ENV.items():
         os.environ.setdefault(name, value)
+    if not sys.stdout.isatty():  # the driver colours worker prefixes even in a file or a pipe
+        os.environ.setdefault("RAY_COLOR_PREFIX", "0")
     quiet_loggers()
     return True
 
