@@ -58,9 +58,13 @@ def s3_endpoint():
 @pytest.fixture(scope="module")
 def ray_cluster(s3_endpoint):
     """A real local Ray cluster for one test module, started after the S3 variables are set so
-    that its workers inherit them."""
+    that its workers inherit them; with the raylet settings of the clusters the commands start (idle
+    workers kept, so a module's builds and trainings reuse warm workers)."""
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
+    from pipelines.common import LOCAL_SYSTEM_CONFIG
+
+    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False,
+             _system_config=LOCAL_SYSTEM_CONFIG)
     yield ray
     ray.shutdown()
