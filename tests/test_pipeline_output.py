@@ -129,7 +129,7 @@ def task(i):
 pids = set(ray.get([task.remote(i) for i in range(8)]))
 time.sleep(3)  # Ray retires a worker idle for 1 s (checking every 0.2 s) once more live than the node has CPUs
 logs = ray._private.worker._global_node.get_logs_dir_path()
-print(len(pids), sum(os.path.exists(f"/proc/{p}") for p in pids), logs)
+print("probe:", len(pids), sum(os.path.exists(f"/proc/{p}") for p in pids), logs)
 """
 
 
@@ -143,7 +143,8 @@ def test_a_command_s_own_cluster_retires_no_worker_and_tron_verbose_brings_rays_
                           cwd=REPO, env=environ(TRON_VERBOSE="1"))
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "Started a local Ray instance" in proc.stdout + proc.stderr
-    started, alive, logs = proc.stdout.split()[-3:]
+    (line,) = [line for line in proc.stdout.splitlines() if line.startswith("probe: ")]
+    started, alive, logs = line.split()[1:]
     assert int(started) >= 3 and int(alive) == int(started), proc.stdout
     retired = [p.name for p in Path(logs).glob("python-core-worker-*.log")
                if "idle for a long time" in p.read_text(errors="replace")]
