@@ -151,8 +151,19 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  Ray Train checkpoints {out / 'ray_results'}")
     print(f"  workflow state:       {out / 'state'}  (retrain config: {config})")
     print(f"  MLflow runs/registry: {tracking}")
-    print(f"  browse them with:     .venv/bin/mlflow ui --backend-store-uri {tracking} --port 5001")
+    print(f"  browse them with:     {mlflow_command()} ui --backend-store-uri {tracking} --port 5001")
     return rc if all(grid is not None for _, _, grid in grids) else (rc or 3)
+
+
+def mlflow_command() -> str:
+    """The mlflow CLI of this interpreter's environment, relative to the working directory when under it."""
+    cli = Path(sys.executable).parent / "mlflow"
+    if not cli.exists():
+        return "mlflow"
+    try:
+        return str(cli.relative_to(Path.cwd()))
+    except ValueError:
+        return str(cli)
 
 
 if __name__ == "__main__":

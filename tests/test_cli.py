@@ -142,3 +142,16 @@ def test_world_create_refuses_an_unverified_translator_unless_accepted(tmp_path,
         assert main(["sample", str(tmp_path / "w"), "--label", "1", "-n", "1", "--steps", "1",
                      "--accept-unverified-translator"]) == 0
         assert "UNVERIFIED" in caplog.text
+
+
+def test_demo_names_the_mlflow_cli_that_runs_from_the_working_directory(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from pipelines.demo import mlflow_command
+
+    cli = Path(sys.executable).parent / "mlflow"
+    monkeypatch.chdir(tmp_path)  # outside the environment: the full path
+    assert mlflow_command() == str(cli)
+    assert subprocess.run([mlflow_command(), "--version"], capture_output=True).returncode == 0
+    monkeypatch.chdir(cli.parent.parent)  # inside it: relative, as the README writes it
+    assert mlflow_command() == "bin/mlflow"
