@@ -25,16 +25,10 @@ def run_main(main_fn, argv: list[str] | None, prog: str) -> int:
 
 
 # The raylet settings of a local cluster that a command starts for itself (and that ends with it).
-# Ray retires a task worker idle for 1 s once more workers live than the node has CPUs (fractional
-# --num-cpus tasks, Ray Data's read tasks). A retired worker takes Ray's graceful exit: the core worker
-# is destroyed and then the Python process finalizes (atexit's ray.shutdown, extension modules) for
-# another second or two. That window is where a worker with no task once aborted in the middle of
-# `make demo`: abseil's "Lock: Mutex corrupt: both reader and writer lock held" at mutex.cc line 1954.
-# Of the abseil releases in a worker, only Ray's own (lts_20230802, in _raylet.so) has that check at
-# that line (pyarrow's lts_20260107 and grpcio's lts_20260526 at 1986): a lock inside Ray's core worker
-# on memory that no longer holds a live mutex. With retiring off, no worker exits while the command runs; at the
-# end they go with the cluster (killed with its raylet, or Ray's quick exit once the job ends: no
-# destructors run). Workers stay at most as many as ran at once. docs/faults.md.
+# Ray retires a task worker idle for 1 s once more workers live than the node has CPUs; a retired
+# worker takes Ray's graceful exit, the path on which one aborted inside Ray's core worker in the middle
+# of `make demo` (docs/faults.md, "The idle shard worker's SIGABRT", has the evidence). With retiring off
+# no worker exits while the command runs; the workers go with the cluster at its end.
 LOCAL_SYSTEM_CONFIG = {"kill_idle_workers_interval_ms": 0}
 
 

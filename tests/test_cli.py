@@ -1,5 +1,6 @@
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -145,8 +146,6 @@ def test_world_create_refuses_an_unverified_translator_unless_accepted(tmp_path,
 
 
 def test_demo_names_the_mlflow_cli_that_runs_from_the_working_directory(tmp_path, monkeypatch):
-    from pathlib import Path
-
     from pipelines.demo import mlflow_command
 
     cli = Path(sys.executable).parent / "mlflow"

@@ -115,7 +115,7 @@ def test_unwanted_finds_crash_dumps_and_internal_ray_errors():
 
 
 RETIRING_PROBE = """
-import os, sys, time
+import os, time
 import ray
 from pipelines.common import init_ray
 
