@@ -202,12 +202,61 @@ def clip_world(tmp_path_factory):
     save_generator(ShapesGenerator(latent_dim=8, width=4).eval(), root / "generator")
     encoder = create_open_clip("tron-serve-test-clip", tiny, root / "encoder")
     save_open_clip(encoder, root / "encoder")
-    translator = Translator(TranslatorConfig(cond_dim=8, latent_dim=8, hidden_dim=16, num_blocks=1, num_components=2))
-    save_translator(translator, root / "translator", metadata={"generator_fingerprint": fingerprint(root / "generator"),
-                                                               "encoder_fingerprint": fingerprint(root / "encoder")})
+    fingerprints = {"generator_fingerprint": fingerprint(root / "generator"), "encoder_fingerprint": fingerprint(root / "encoder")}
+    for name in ("translator", "translator-text"):  # text prompts have a translator of their own, as in zoo:shapes
+        translator = Translator(TranslatorConfig(cond_dim=8, latent_dim=8, hidden_dim=16, num_blocks=1, num_components=2))
+        save_translator(translator, root / name, metadata=fingerprints)
     (root / "world.json").write_text(json.dumps({"name": "tiny-clip", "description": "random weights",
-                                                 "langevin": {"steps": 3, "step_size": 0.1, "noise_std": 0.01}}))
+                                                 "translators": {"default": "translator", "text": "translator-text"},
+                                                 "langevin": {"steps": 3, "step_size": 0.1, "noise_std": 0.01,
+                                                              "candidates": 2}}))
     return root
+
+
+def every_kind(image: str) -> list[dict]:
+    """Requests of every kind a CLIP world takes, with their own seeds, sizes and step counts."""
+    return [{"text": "a small red circle", "num_samples": 2, "steps": 4, "seed": 1},
+            {"image": image, "num_samples": 1, "steps": 2, "seed": 2},
+            {"prompts": [{"text": "a red circle", "weight": 1.0}, {"text": "a square", "weight": -0.5}], "seed": 3},
+            {"prompts": [{"text": "a blue square", "weight": 1.0}, {"image": image, "weight": 0.5}], "num_samples": 3,
+             "steps": 0, "seed": 4},
+            {"prompts": [{"image": image, "weight": 1.0}], "num_samples": 2, "seed": 5}]
+
+
+def test_requests_of_every_kind_run_as_one_langevin_batch_and_keep_their_own_samples(clip_world, monkeypatch):
+    """Text (its own translator), images, weighted prompts: one Sampler.run, every request's z0 from
+    its kind's translator, and the samples each would get alone."""
+    from tron.sampler import Sampler
+
+    model = ServedModel(ServeConfig(world=str(clip_world)))
+    assert model.sampler_for("text").translator is not model.sampler_for("image").translator
+    image = png_b64((np.random.default_rng(0).random((32, 32, 3)) * 255).astype(np.uint8))
+    bodies = every_kind(image)
+    jobs = []
+    for body in bodies:
+        kind = next(k for k in ("text", "image", "prompts") if k in body)
+        value = decode_png(body[kind]) if kind == "image" else body[kind]
+        if kind == "prompts":
+            value = [("text", p["text"], p["weight"]) if "text" in p else ("image", decode_png(p["image"]), p["weight"])
+                     for p in value]
+        jobs.append(Job(kind, value, num_samples=body.get("num_samples", 1), steps=body.get("steps"), seed=body["seed"]))
+    runs = []
+    real_run = Sampler.run
+    monkeypatch.setattr(Sampler, "run", lambda self, groups, *a, **k: runs.append(len(groups)) or real_run(self, groups, *a, **k))
+    batched = model.serve(jobs, [time.perf_counter()] * len(jobs))
+    assert runs == [len(jobs)] and {out["runs"] for out in batched} == {1}
+    assert {out["batch_requests"] for out in batched} == {len(jobs)} and batched[0]["batch_rows"] == 9
+    assert set(batched[0]["timing"]) == {"queue_ms", "assembly_ms", "init_ms", "langevin_ms", "decode_ms", "sample_ms"}
+    for job, out in zip(jobs, batched):
+        (alone,) = model.serve([job], [time.perf_counter()])
+        assert out["images"].shape[0] == job.num_samples and out["steps"] == (3 if job.steps is None else job.steps)
+        assert np.abs(out["images"].astype(int) - alone["images"].astype(int)).max() <= 1
+        assert np.allclose(out["energies"], alone["energies"], atol=1e-5)
+    c = model.condition(jobs[0])
+    ref = model.sampler_for("text").sample(c.c, 2, replace(model.world.langevin, steps=4), seed=1)  # the text translator's
+    assert np.abs(batched[0]["images"].astype(int) - to_uint8(ref.images).astype(int)).max() <= 1
+    default = model.sampler.sample(c.c, 2, replace(model.world.langevin, steps=4), seed=1)
+    assert not torch.allclose(default.latents, ref.latents)  # so the translator made the difference
 
 
 def wait_ready(url: str, timeout: float = 120) -> None:
@@ -233,8 +282,8 @@ def served(clip_world):
     try:
         serve.start(http_options={"host": "127.0.0.1", "port": port, "request_timeout_s": 90})
         apps = [("main", "", MAIN), ("tight", "/tight", TIGHT),
-                ("clip", "/clip", ServeConfig(world=str(clip_world), max_samples=4, max_steps=10, sampler_num_cpus=0.3,
-                                              max_image_side=64)),
+                ("clip", "/clip", ServeConfig(world=str(clip_world), max_samples=4, max_steps=100_000, sampler_num_cpus=0.3,
+                                              max_image_side=64, request_timeout_s=8)),
                 ("faces", "/faces", ServeConfig(world="zoo:faces", max_samples=2, max_steps=5, sampler_num_cpus=0.3))]
         serve.run_many([serve.RunTarget(build_app(config), name=name, route_prefix=prefix or "/")  # side by side
                         for name, prefix, config in apps])
@@ -263,7 +312,8 @@ def test_label_round_trip_is_deterministic_per_seed(served):
     assert len(body["energies"]) == 3 and all(isinstance(e, float) for e in body["energies"])
     assert body["steps"] == 20 and body["seed"] == 11 and body["condition"] == "label 7"
     assert body["model"]["name"] == "digits" and body["model"]["version"].startswith("digits@")
-    assert {"total_ms", "wait_ms", "sample_ms", "batch_requests", "batch_rows"} <= set(body["timing"])
+    assert {"total_ms", "wait_ms", "queue_ms", "sample_ms", "assembly_ms", "init_ms", "langevin_ms", "decode_ms",
+            "encode_ms", "transfer_ms", "batch", "batch_requests", "batch_rows", "batch_runs"} == set(body["timing"])
     again = post(url, {"label": 7, "num_samples": 3, "steps": 20, "seed": 11}).json()
     assert again["images"] == body["images"]
     other = post(url, {"label": 7, "num_samples": 3, "steps": 20, "seed": 12}).json()
@@ -280,6 +330,10 @@ def test_concurrent_requests_share_batches_and_keep_their_own_samples(served):
         responses = list(pool.map(lambda b: post(url, b), bodies))
     assert all(r.status_code == 200 for r in responses), [r.text for r in responses]
     assert max(r.json()["timing"]["batch_requests"] for r in responses) > 1  # they met in a batch
+    sizes = {}
+    for r in responses:
+        sizes.setdefault(r.json()["timing"]["batch"], []).append(r.json()["timing"]["batch_requests"])
+    assert all(len(v) == n for v in sizes.values() for n in v)  # a batch's size is the number of its requests
     assert responses[4].json()["images"] == alone["images"]  # same label 4, seed 3: batch mates change nothing
 
 
@@ -329,6 +383,37 @@ def test_text_image_and_weighted_prompts_round_trip(served):
     huge = np.zeros((65, 65, 3), dtype=np.uint8)
     assert post(url, {"image": png_b64(huge)}).status_code == 422
     assert post(url, {"image": base64.b64encode(b"not an image").decode()}).status_code == 422
+
+
+def test_requests_of_every_kind_share_one_batch_while_cheap_routes_answer(served):
+    """While a request that runs to its deadline holds the sampler, /v1/ready, /v1/model and
+    /v1/health answer 200, and requests of every kind wait together to share the next batch
+    (from the responses' own timing fields) and get the images each gets alone."""
+    url = clip_url(served)
+    image = post(url, {"text": "a blue circle", "steps": 0}).json()["images"][0]
+    bodies = every_kind(image)
+    alone = [post(url, body).json() for body in bodies]
+    assert [a["timing"]["batch_requests"] for a in alone] == [1] * len(bodies)
+    with ThreadPoolExecutor(len(bodies) + 1) as pool:
+        heavy = pool.submit(post, url, {"text": "a green triangle", "steps": 100_000})  # runs to the 8 s deadline
+        time.sleep(0.5)  # it holds the sampler now
+        together = [pool.submit(post, url, body) for body in bodies]
+        cheap = []
+        while not heavy.done():
+            cheap += [requests.get(f"{url}/v1/{route}", timeout=30).status_code for route in ("ready", "model", "health")]
+            time.sleep(0.2)
+        together = [f.result() for f in together]
+    assert heavy.result().status_code == 504
+    assert len(cheap) >= 9 and set(cheap) == {200}, cheap
+    assert all(r.status_code == 200 for r in together), [r.text for r in together]
+    timing = [r.json()["timing"] for r in together]
+    assert len({t["batch"] for t in timing}) == 1 and timing[0]["batch_runs"] == 1  # one batch, one Langevin run
+    assert timing[0]["batch_requests"] in (len(bodies), len(bodies) + 1)  # + the heavy one, had it not started yet
+    assert timing[0]["queue_ms"] > 0 and timing[0]["langevin_ms"] > 0
+    for r, a in zip(together, alone):
+        mine = [decode_png(b).astype(int) for b in r.json()["images"]]
+        assert len(mine) == len(a["images"])
+        assert max(np.abs(m - decode_png(b).astype(int)).max() for m, b in zip(mine, a["images"])) <= 1
 
 
 BAD_REQUESTS = [

@@ -31,7 +31,9 @@ class FakeBackend:
         self.jobs.append(job)
         n = job.num_samples
         return {"images": np.zeros((n, 4, 4, 3), np.uint8), "energies": [0.0] * n, "steps": job.steps or 3,
-                "sample_ms": 1.0, "batch_requests": 1, "batch_rows": n, "model": self.model}
+                "timing": {"queue_ms": 0.5, "sample_ms": 1.0, "assembly_ms": 0.1, "init_ms": 0.2, "langevin_ms": 0.6,
+                           "decode_ms": 0.1},
+                "batch": "fake/1", "runs": 1, "batch_requests": 1, "batch_rows": n, "model": self.model}
 
 
 @pytest.fixture(scope="module")

@@ -46,6 +46,9 @@ class Chains:
     steps: int
     deadline: float | None = None  # a time.perf_counter() value; past it the group is dropped
     component: torch.Tensor | None = None  # (n,) mixture components to start from (default: drawn)
+    # Draws this group's z0 (default: the sampler's): e.g. a text translator's group and an image
+    # translator's share one Langevin batch, as both live in the sampler's energy space.
+    translator: Translator | None = None
 
 
 class Sampler:
@@ -105,17 +108,28 @@ class Sampler:
         z, _ = best_of_m(self.energy_fn(c), draw, candidates)
         return z
 
+    def drawing_from(self, translator: Translator | None) -> Sampler:
+        """This sampler with z0 drawn from `translator` instead (same G, f and space; None: self)."""
+        if translator is None or translator is self.translator:
+            return self
+        return Sampler(self.generator, self.encoder, translator, self.translator_std_scale, self.space)
+
     def run(self, groups: Sequence[Chains], langevin: LangevinConfig, init: str = "translator",
-            prior: PriorConfig | None = None) -> list[SampleResult | None]:
-        """Run every group's chains as ONE batch (one G/f pass per step); a group whose deadline
-        passes leaves the batch and gets None."""
+            prior: PriorConfig | None = None, timings: dict[str, float] | None = None) -> list[SampleResult | None]:
+        """Run every group's chains as ONE batch (one G/f pass per step), each group's z0 drawn from
+        its own translator; a group whose deadline passes leaves the batch and gets None. `timings`,
+        if given, receives the seconds of each stage: "init" (z0 draws and their ranking),
+        "langevin" (the steps), "decode" (the final G and energy)."""
         device = self.device
+        t0 = time.perf_counter()
         bounds = [0]
         for g in groups:
             bounds.append(bounds[-1] + len(g.c))
         c = torch.cat([g.c.to(device) for g in groups])  # (N, k)
-        z0 = torch.cat([self.best_initial_latents(g.c.to(device), init, g.rng, prior, langevin.candidates, g.component)
+        z0 = torch.cat([self.drawing_from(g.translator).best_initial_latents(
+                            g.c.to(device), init, g.rng, prior, langevin.candidates, g.component)
                         for g in groups])  # (N, d)
+        t1 = time.perf_counter()
         steps = torch.cat([torch.full((len(g.c),), int(g.steps)) for g in groups])
         expired = [False] * len(groups)
         group_of = torch.repeat_interleave(torch.arange(len(groups)), torch.tensor([len(g.c) for g in groups]))
@@ -131,9 +145,12 @@ class Sampler:
         noise = GroupNoise(bounds, [g.rng for g in groups], z0.shape[1], device, z0.dtype)
         z = langevin_dynamics(z0, self.energy_fn(c, langevin.augment), langevin, steps=steps, noise=noise,
                               active=active, project=self.generator.project)
+        t2 = time.perf_counter()
         with torch.no_grad():
             x = self.generator.decode(z)
             e = self.encoder.energy(x, c, self.space)
+        if timings is not None:
+            timings.update(init=t1 - t0, langevin=t2 - t1, decode=time.perf_counter() - t2)
         return [None if gone else SampleResult(x[a:b].cpu(), e[a:b].cpu(), z[a:b].cpu(), torch.zeros(b - a, dtype=torch.long))
                 for a, b, gone in zip(bounds, bounds[1:], expired)]
 

@@ -3,6 +3,7 @@
     config.py       ServeConfig: the model, per-request caps, batching and queue bounds
     promotion.py    following an MLflow alias to pick up promotions
     model.py        ServedModel: G, f and translators of a world; conditions; batched sampling
+    batcher.py      Batcher: concurrent requests meet in batches that sample in a worker thread
     api.py          the FastAPI app: request models, validation, limits (testable without Ray)
     deployments.py  the Ray Serve deployments and build_app / app_builder (Ray is imported here only)
     cli.py          `tron serve` (python -m pipelines.serve)

@@ -123,11 +123,24 @@ def request_models(config: ServeConfig):
         translator_fingerprint: str
 
     class Timing(BaseModel):
+        """Where the request's time went, in ms: the stages of its batch at the sampler replica
+        (assembly, init, langevin, decode: shared by the batch's requests) and its own."""
         total_ms: float = Field(description="ingress: request validated -> response ready")
         wait_ms: float = Field(description="total_ms - sample_ms: queueing, transfer and PNG encoding")
-        sample_ms: float = Field(description="the batch's sampling time (shared by its requests)")
+        queue_ms: float = Field(description="at the sampler replica: arrival -> its batch starts")
+        sample_ms: float = Field(description="the batch's time at the sampler (assembly to decode), shared by its requests")
+        assembly_ms: float = Field(description="the batch's conditions encoded by f and checked")
+        init_ms: float = Field(description="z0: the translator draws and their ranking by f")
+        langevin_ms: float = Field(description="the Langevin steps (every G/f pass of the batch)")
+        decode_ms: float = Field(description="the final G(z), its energy and the images as uint8")
+        encode_ms: float = Field(description="ingress: this response's images as base64 PNG")
+        transfer_ms: float = Field(description="the rest: validation and the round trip between ingress and sampler")
+        batch: str = Field(description="the batch that sampled this request (REPLICA/N): requests with "
+                                       "the same value shared it")
         batch_requests: int = Field(description="requests that shared the batch")
         batch_rows: int = Field(description="samples computed in the batch")
+        batch_runs: int = Field(description="Langevin batches the batch ran as: one per encoder space "
+                                            "(a classifier's labels and image features run apart)")
 
     class GenerateResponse(BaseModel):
         images: list[str] = Field(description="base64 PNG files, num_samples of them")
@@ -370,8 +383,10 @@ def create_app(config: ServeConfig, backend):
         if out.get("error"):
             return error(422, out["error"])
         state["model"] = out["model"]  # the latest description seen, for /v1/ready
+        t1 = time.perf_counter()
         images = [base64.b64encode(png_bytes(im)).decode() for im in out["images"]]
-        total_ms = 1000 * (time.perf_counter() - t0)
+        t2 = time.perf_counter()
+        total_ms, encode_ms, timing = 1000 * (t2 - t0), 1000 * (t2 - t1), out["timing"]
         return {
             "images": images,
             "energies": [e if math.isfinite(e) else None for e in out["energies"]],
@@ -381,9 +396,11 @@ def create_app(config: ServeConfig, backend):
             "seed": job.seed,
             "model": {"name": out["model"]["name"], "version": out["model"]["version"],
                       "translator_fingerprint": out["model"]["fingerprints"]["translator"]},
-            "timing": {"total_ms": total_ms, "wait_ms": max(0.0, total_ms - out["sample_ms"]),
-                       "sample_ms": out["sample_ms"], "batch_requests": out["batch_requests"],
-                       "batch_rows": out["batch_rows"]},
+            "timing": {"total_ms": total_ms, "wait_ms": max(0.0, total_ms - timing["sample_ms"]), **timing,
+                       "encode_ms": encode_ms,
+                       "transfer_ms": max(0.0, total_ms - timing["queue_ms"] - timing["sample_ms"] - encode_ms),
+                       "batch": out["batch"], "batch_requests": out["batch_requests"],
+                       "batch_rows": out["batch_rows"], "batch_runs": out["runs"]},
         }
 
     return app

@@ -31,6 +31,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--device", default=d.device)
     p.add_argument("--replicas", type=int, default=d.sampler_replicas, help="sampler replicas")
     p.add_argument("--num-cpus", type=float, default=d.sampler_num_cpus, help="CPUs per sampler replica")
+    p.add_argument("--num-gpus", type=float, default=d.sampler_num_gpus, help="GPUs per sampler replica (with --device cuda)")
     p.add_argument("--max-batch-size", type=int, default=d.max_batch_size, help="requests per batch (1 = no batching)")
     p.add_argument("--max-samples", type=int, default=d.max_samples, help="cap on num_samples per request")
     p.add_argument("--max-steps", type=int, default=d.max_steps, help="cap on steps per request")
@@ -46,6 +47,7 @@ def config_from_args(args: argparse.Namespace) -> ServeConfig:
     return ServeConfig(world=args.world, translator=args.translator, reload_interval_s=args.reload_interval,
                        accept_unverified_translator=args.accept_unverified_translator,
                        device=args.device, sampler_replicas=args.replicas, sampler_num_cpus=args.num_cpus,
+                       sampler_num_gpus=args.num_gpus,
                        max_batch_size=args.max_batch_size,
                        max_ongoing_requests=max(2 * args.max_batch_size, ServeConfig.max_ongoing_requests),
                        max_samples=args.max_samples, max_steps=args.max_steps, max_queued_requests=args.max_queued,

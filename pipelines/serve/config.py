@@ -29,10 +29,11 @@ class ServeConfig:
     max_body_bytes: int = 1_000_000  # larger bodies answer 413 without being read
     request_timeout_s: float = 30.0  # queue + sampling; past it the ingress answers 504
     # Sampler deployment: batching and queue bounds (past max_queued_requests callers get 503).
-    max_batch_size: int = 16  # requests per @serve.batch call
+    max_batch_size: int = 16  # requests per batch (pipelines.serve.batcher)
     batch_wait_timeout_s: float = 0.01  # how long a partial batch waits for company
     sampler_replicas: int = 1
     sampler_num_cpus: float = 1.0
+    sampler_num_gpus: float = 0.0  # per sampler replica (ray_actor_options num_gpus); with device: cuda
     max_ongoing_requests: int = 32  # per sampler replica: >= 2 * max_batch_size so that the
     #                                 next batch fills while one runs
     max_queued_requests: int = 64  # waiting for a sampler replica, per caller
@@ -54,8 +55,8 @@ class ServeConfig:
             raise ValueError(f"reload_interval_s must be >= 0 (0: never reload), got {self.reload_interval_s!r}")
         if not self.request_timeout_s > 0 or self.batch_wait_timeout_s < 0:
             raise ValueError("request_timeout_s must be > 0 and batch_wait_timeout_s >= 0")
-        if not self.sampler_num_cpus >= 0 or not self.ingress_num_cpus >= 0:
-            raise ValueError("num_cpus must be >= 0")
+        if not self.sampler_num_cpus >= 0 or not self.ingress_num_cpus >= 0 or not self.sampler_num_gpus >= 0:
+            raise ValueError("num_cpus and num_gpus must be >= 0")
         if self.max_ongoing_requests < self.max_batch_size:
             raise ValueError(f"max_ongoing_requests ({self.max_ongoing_requests}) must be >= max_batch_size "
                              f"({self.max_batch_size}), or batches can never fill")

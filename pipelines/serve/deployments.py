@@ -1,6 +1,6 @@
 """The Ray Serve deployments (Ray is imported here only):
 
-    client --HTTP--> TronIngress (validation, PNG encoding) --handle--> TronSampler (@serve.batch)
+    client --HTTP--> TronIngress (validation, PNG encoding) --handle--> TronSampler (Batcher: a worker thread)
 
 `build_app(config)` builds the FastAPI app for the config (pipelines.serve.api) and an ingress
 deployment around it with Serve's documented form, `@serve.ingress(app)`; the app's routes reach the
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import os
 import time
 from dataclasses import asdict
@@ -23,9 +22,10 @@ from ray.exceptions import RayActorError
 from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
 
 from tron.allocator import keep_freed_memory
-from tron.errors import TronError, one_line
+from tron.errors import one_line
 
 from .api import Overloaded, Unavailable, create_app
+from .batcher import Batcher
 from .config import ServeConfig
 from .model import Job, ServedModel
 from .promotion import Reload
@@ -36,7 +36,8 @@ APP_NAME = "tron"
 
 @serve.deployment(name=SAMPLER_NAME)
 class TronSampler:
-    """Holds the model; concurrent `generate` calls meet in `_batch`."""
+    """Holds the model; concurrent `generate` calls meet in batches (pipelines.serve.batcher) that
+    sample in a worker thread, so `describe` answers while a batch runs."""
 
     def __init__(self, config: dict) -> None:
         self.config = ServeConfig.from_dict(config)
@@ -45,9 +46,10 @@ class TronSampler:
         torch.set_num_threads(max(1, round(self.config.sampler_num_cpus)))
         keep_freed_memory()  # Langevin batches reuse their activations' memory instead of faulting it in again
         self.model = ServedModel(self.config)
-        self._batch.set_max_batch_size(self.config.max_batch_size)
-        self._batch.set_batch_wait_timeout_s(self.config.batch_wait_timeout_s)
-        # Serve runs the constructor on the replica's event loop: the task shares it with the batches.
+        self.batches = 0
+        self.name = serve.get_replica_context().replica_id.unique_id
+        self.batcher = Batcher(self._run_batch, self.config.max_batch_size, self.config.batch_wait_timeout_s)
+        # Serve runs the constructor on the replica's event loop: the task shares it with the requests.
         self._follower = asyncio.get_running_loop().create_task(self._follow_alias()) \
             if self.config.follows_alias() else None
 
@@ -56,8 +58,8 @@ class TronSampler:
 
     async def _follow_alias(self) -> None:
         """Follow promotions: check the alias every reload_interval_s; fetch and check a new version
-        in a thread, then swap it in here, on the event loop, which a running batch blocks: so the
-        swap falls between batches and no request sees two translators."""
+        in a thread, then swap it in under the batcher's lock, between batches, so that no request
+        sees two translators."""
         log = logging.getLogger("ray.serve")
         while True:
             await asyncio.sleep(self.config.reload_interval_s)
@@ -65,30 +67,25 @@ class TronSampler:
                 reload = await asyncio.to_thread(self.model.fetch_promoted)
             except Exception as exc:  # noqa: BLE001 - e.g. the registry is unreachable: keep serving, retry
                 reload = Reload(None, error=f"cannot resolve {self.config.translator}: {type(exc).__name__}: {exc}")
-            message = self.model.apply(reload)
+            async with self.batcher.lock:
+                message = self.model.apply(reload)
             if message:
                 (log.warning if self.model.description["pending_reload_error"] else log.info)(message)
 
     async def replica(self) -> dict:
         """Which process answers (tests check that bad requests do not restart it)."""
-        return {"pid": os.getpid(), "replica": serve.get_replica_context().replica_id.unique_id}
+        return {"pid": os.getpid(), "replica": self.name}
 
     async def generate(self, job: Job) -> dict:
-        arrived = time.perf_counter()  # the request's deadline counts from here
-        try:
-            c = self.model.condition(job)
-        except (TronError, ValueError) as exc:  # the caller's input: answer it, stay up
-            return {"error": str(exc)}
-        return await self._batch((c, job, arrived))  # its "model" is the one that sampled it
+        # The request's deadline counts from its arrival here; its "model" is the one that sampled it.
+        return await self.batcher.submit((job, time.perf_counter()))
 
-    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.01)  # both reset from the config in __init__
-    async def _batch(self, items: list[tuple]) -> list[dict]:
-        deadlines = [arrived + (job.timeout_s if job.timeout_s is not None else math.inf) for _, job, arrived in items]
-        # Sampling blocks this replica's event loop on purpose. @serve.batch forms a batch as soon as
-        # requests arrive, even while the previous batch still runs; in a thread, the requests that
-        # arrive meanwhile would form many small batches queued behind it. Blocked, they wait
-        # unread and become the next batch together.
-        outs = self.model.sample([c for c, _, _ in items], [job for _, job, _ in items], deadlines)
+    def _run_batch(self, items: list[tuple[Job, float]]) -> list[dict]:
+        """One batch, in the batcher's worker thread; `batch` names it in every response."""
+        self.batches += 1
+        outs = self.model.serve([job for job, _ in items], [arrived for _, arrived in items])
+        for out in outs:
+            out["batch"] = f"{self.name}/{self.batches}"
         return outs
 
 
@@ -134,7 +131,8 @@ def build_app(config: ServeConfig):
         num_replicas=config.sampler_replicas,
         max_ongoing_requests=config.max_ongoing_requests,
         max_queued_requests=config.max_queued_requests,
-        ray_actor_options={"num_cpus": config.sampler_num_cpus},
+        ray_actor_options={"num_cpus": config.sampler_num_cpus,
+                           **({"num_gpus": config.sampler_num_gpus} if config.sampler_num_gpus else {})},
     ).bind(args)
     return TronIngress.options(
         max_ongoing_requests=config.ingress_max_ongoing_requests,

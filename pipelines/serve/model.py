@@ -1,15 +1,19 @@
 """The model a sampler replica holds (no Ray here): G, f and the translators of one world, the
 conditions of requests, and their batched sampling through `tron.sampler.Sampler.run`.
 
-Batching: the jobs of one batch run as ONE Langevin chain batch per sampler (a world with an image
-translator runs its image jobs as a second one): their condition rows are concatenated so every
-step is one G/f forward and backward pass; a job with fewer `steps` leaves the batch's active rows
-when its steps are done. Seeds: every job draws from its own torch.Generator seeded with its
-`seed`, in the same order as `Sampler.sample`, so a job's images depend only on (model version,
-condition, num_samples, steps, seed): not on which other jobs shared its batch.
+Batching: the jobs of one batch run as ONE Langevin chain batch per encoder space, whatever their
+kind of condition: their condition rows are concatenated so every step is one G/f forward and
+backward pass, and each job's z0 comes from its kind's translator (a world with a text translator
+of its own draws a text job's z0 from it, and runs it with the image jobs that draw from theirs).
+Only conditions of different spaces (a classifier's labels and its image features) run apart. A job
+with fewer `steps` leaves the batch's active rows when its steps are done. Seeds: every job draws
+from its own torch.Generator seeded with its `seed`, in the same order as `Sampler.sample`, so a
+job's images depend only on (model version, condition, num_samples, steps, seed): not on which
+other jobs shared its batch.
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +22,9 @@ import torch
 
 from tron import conditions
 from tron.checkpoint import fingerprint
-from tron.errors import CheckpointError, ConditionError
+from tron.conditions import space_of
+from tron.encoders import MAIN
+from tron.errors import CheckpointError, ConditionError, TronError
 from tron.images import to_uint8
 from tron.sampler import Chains, Sampler
 from tron.translator import load_translator
@@ -84,6 +90,9 @@ class ServedModel:
         if self.world.translator is None:
             raise CheckpointError(f"{config.world} has no translator; serving needs one (pass translator=...)")
         self.kinds = request_kinds(self.world.encoder)
+        # A kind's own translator (not the default, which promotions replace): built once, so that its
+        # jobs meet in one batch key and no batch pays for a new Sampler per condition.
+        self.own_samplers = {kind: self.world.sampler(kind) for kind in self.world.translators if kind != DEFAULT}
         self._refused: tuple[str, str] | None = None  # (version, why): a version not to fetch again
         self.sampler, self.description = None, {}
         self._install(self.world.sampler(), source, fingerprint(translator_dir))
@@ -137,8 +146,8 @@ class ServedModel:
                           final=isinstance(exc, (CheckpointError, ConditionError)))
 
     def apply(self, reload: Reload) -> str | None:
-        """Act on a fetch_promoted result. Call it between batches (a replica calls it on its event
-        loop, which a running batch blocks). Returns a line to log when something changed."""
+        """Act on a fetch_promoted result. Call it between batches (a replica calls it under its
+        batcher's lock). Returns a line to log when something changed."""
         served = self.description["version"]
         if reload.sampler is not None:
             self.world.translators[DEFAULT] = reload.translator
@@ -175,33 +184,71 @@ class ServedModel:
         cond.c = sampler.translator.check_condition(encoder.check_condition(cond.c.to(sampler.device), cond.space))
         return cond
 
-    def sampler_for(self, kind: str):
-        """The served default sampler, or the world's own for a kind with a translator of its own."""
-        if kind in self.world.translators and kind != DEFAULT:
-            return self.world.sampler(kind)
+    def sampler_for(self, kind: str) -> Sampler:
+        """The sampler of a kind of condition: the world's own for a kind with a translator of its
+        own, else the served default (a kind of another space without one: ConditionError)."""
+        if kind in self.own_samplers:
+            return self.own_samplers[kind]
+        if space_of(self.world.encoder, kind) != MAIN:
+            return self.world.sampler(kind)  # raises: no translator for that space
         return self.sampler
 
     def sample(self, conditions: list, jobs: list[Job], deadlines: list[float] | None = None) -> list[dict[str, Any]]:
-        """Run the jobs as one batch; one dict per job: uint8 images (N, H, W, C), energies, steps
-        and the description of the model that sampled them (or an error for a job whose deadline,
-        a time.perf_counter() value, passed first)."""
+        """Run the jobs as one batch; one dict per job: uint8 images (N, H, W, C), energies, steps,
+        the description of the model that sampled them (or an error for a job whose deadline, a
+        time.perf_counter() value, passed first) and the batch's `timing` in ms (init: z0 draws and
+        their ranking; langevin; decode: the final G, energy and uint8 images), `runs` (Langevin
+        batches: one per encoder space) and its size."""
         description = self.description  # the whole batch runs on this translator
         steps = [self.world.langevin.steps if job.steps is None else job.steps for job in jobs]
         deadlines = deadlines or [None] * len(jobs)
-        t0 = time.perf_counter()
         results: list = [None] * len(jobs)
-        by_sampler: dict[int, tuple[Any, list[int]]] = {}
+        by_space: dict[str, tuple[Sampler, list[int], list[Chains]]] = {}  # a space's rows share one run
         for i, cond in enumerate(conditions):
             sampler = self.sampler_for(cond.kind)
-            by_sampler.setdefault(id(sampler), (sampler, []))[1].append(i)
-        for sampler, members in by_sampler.values():
-            groups = [Chains(conditions[i].c.expand(jobs[i].num_samples, -1),
-                             torch.Generator(device=sampler.device).manual_seed(int(jobs[i].seed)), steps[i], deadlines[i])
-                      for i in members]
-            for i, res in zip(members, sampler.run(groups, self.world.langevin)):
+            chains = Chains(cond.c.expand(jobs[i].num_samples, -1),
+                            torch.Generator(device=sampler.device).manual_seed(int(jobs[i].seed)), steps[i],
+                            deadlines[i], translator=sampler.translator)
+            _, members, groups = by_space.setdefault(sampler.space, (sampler, [], []))
+            members.append(i)
+            groups.append(chains)
+        stages = {"init": 0.0, "langevin": 0.0, "decode": 0.0}
+        for sampler, members, groups in by_space.values():
+            timings: dict[str, float] = {}
+            for i, res in zip(members, sampler.run(groups, self.world.langevin, timings=timings)):
                 results[i] = res
-        batch = {"sample_ms": 1000 * (time.perf_counter() - t0), "batch_requests": len(jobs),
-                 "batch_rows": sum(j.num_samples for j in jobs), "model": description}
+            for k in stages:
+                stages[k] += timings[k]
+        t0 = time.perf_counter()
+        outs = [None if res is None else to_uint8(res.images) for res in results]
+        stages["decode"] += time.perf_counter() - t0
+        batch = {"timing": {f"{k}_ms": 1000 * v for k, v in stages.items()}, "runs": len(by_space),
+                 "batch_requests": len(jobs), "batch_rows": sum(j.num_samples for j in jobs), "model": description}
         return [{"error": "timed out", **batch} if res is None else
-                {"images": to_uint8(res.images), "energies": res.energies.tolist(), "steps": t, **batch}
-                for res, t in zip(results, steps)]
+                {"images": images, "energies": res.energies.tolist(), "steps": t, **batch}
+                for res, images, t in zip(results, outs, steps)]
+
+    def serve(self, jobs: list[Job], arrivals: list[float]) -> list[dict[str, Any]]:
+        """A replica's batch: each job's condition (a job whose condition is unusable gets its
+        error alone), then `sample` of the rest as one batch, deadlines counted from `arrivals`
+        (time.perf_counter() values). Adds to each `timing`: queue (arrival -> batch start),
+        assembly (conditions encoded and checked) and sample (the batch's whole time), in ms."""
+        start = time.perf_counter()
+        out: list[dict[str, Any]] = [{} for _ in jobs]
+        ok, conds = [], []
+        for i, job in enumerate(jobs):
+            try:
+                conds.append(self.condition(job))
+                ok.append(i)
+            except (TronError, ValueError) as exc:  # the caller's input: answer it, stay up
+                out[i] = {"error": str(exc)}
+        assembled = time.perf_counter()
+        deadlines = [arrivals[i] + (jobs[i].timeout_s if jobs[i].timeout_s is not None else math.inf) for i in ok]
+        for i, res in zip(ok, self.sample(conds, [jobs[i] for i in ok], deadlines) if ok else []):
+            out[i] = res
+        end = time.perf_counter()
+        for res, arrived in zip(out, arrivals):
+            if "timing" in res:
+                res["timing"].update(queue_ms=1000 * (start - arrived), assembly_ms=1000 * (assembled - start),
+                                     sample_ms=1000 * (end - start))
+        return out
