@@ -52,6 +52,8 @@ class Gate:
     min_judged_accuracy: float = 0.9  # zoo worlds with a judge (digits)
     energy_margin: float = 0.05  # candidate's mean final energy may exceed the champion's by at most this
     max_final_energy: float | None = None  # optional absolute bound on the mean final energy
+    # optional floor on the judged recall relative to G's own samples (tron.diversity); reported either way
+    min_recall_vs_g: float | None = None
 
     def verdict(self, candidate: dict, champion: dict | None) -> tuple[bool, list[str]]:
         """Every configured threshold must hold; returns (passed, one reason per check)."""
@@ -62,6 +64,13 @@ class Gate:
             passed = candidate["judged_accuracy"] >= self.min_judged_accuracy - ACCURACY_TOLERANCE
             ok &= passed
             reasons.append(f"judged accuracy {candidate['judged_accuracy']:.4g} {'>=' if passed else '<'} {self.min_judged_accuracy}")
+        recall = candidate.get("recall_vs_g")
+        if recall is not None and recall == recall:  # measured (NaN: too few samples per condition)
+            passed = self.min_recall_vs_g is None or recall >= self.min_recall_vs_g
+            ok &= passed
+            bound = "(no threshold configured)" if self.min_recall_vs_g is None else \
+                f"{'>=' if passed else '<'} {self.min_recall_vs_g}"
+            reasons.append(f"recall / G's own {recall:.3f} {bound}")
         energy = candidate["energy_mean_final"]
         if champion is not None:
             limit = champion["energy_mean_final"] + self.energy_margin

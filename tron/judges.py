@@ -22,6 +22,7 @@ import torch
 
 from .components import load_encoder_spec
 from .conditions import from_labels
+from .diversity import conditional_prdc
 from .errors import RegistryError
 from .evaluation import Method, Progress, best_of_n_method, default_methods, mean_pairwise_distance, run_method
 from .langevin import LangevinConfig
@@ -49,6 +50,8 @@ CLASSIFIER_COLUMNS = [
     ("second_top5", "2nd judge top-5", ".1%"),
     ("f_probability", "f's probability", ".3f"),
     ("diversity_vs_g", "diversity / G's own", ".2f"),
+    ("recall_vs_g", "recall / G's own", ".2f"),
+    ("coverage_vs_g", "coverage / G's own", ".2f"),
     ("evaluations_per_sample", "G+f evals / sample", ""),
     ("seconds_per_sample", "s / sample", ".2f"),
 ]
@@ -59,10 +62,13 @@ class ClassifierJudge:
     f's classes: the target's place in the judge's top-1 / top-5, f's own probability of it, and
     diversity: the mean pairwise distance of the judge's unit pooled features within a class,
     relative to the same spread of G's own unconditional samples that the judge puts in that class
-    (`reference`: a JSON file in the world, written by `reference_spread`)."""
+    (`reference`: a JSON file in the world, written by `reference_spread`); and precision / recall /
+    density / coverage (tron.diversity) in the same features against G's own samples of the class
+    (`reference_features`: a safetensors file in the world, written by `reference_features`; classes
+    with too few of G's samples are left out and counted)."""
 
     def __init__(self, world: World, encoder: str, second: str | None = None, classes: list[int] | None = None,
-                 reference: str | None = None) -> None:
+                 reference: str | None = None, reference_features: str | None = None) -> None:
         own = getattr(world.config, "encoder", None)
         if own is not None and own.split("#")[0] in (encoder.split("#")[0], (second or "").split("#")[0]):
             raise RegistryError("a judge must not be the world's own f")
@@ -75,6 +81,11 @@ class ClassifierJudge:
         if reference and (world.path / reference).is_file():
             doc = json.loads((world.path / reference).read_text())
             self.reference = {int(k): float(v["spread"]) for k, v in doc["classes"].items() if v.get("spread")}
+        self.features: dict[int, torch.Tensor] = {}  # class -> (rows, F) of G's own samples the judge puts in it
+        if reference_features and (world.path / reference_features).is_file():
+            from safetensors.torch import load_file
+
+            self.features = {int(k.split("_")[1]): v.float() for k, v in load_file(world.path / reference_features).items()}
 
     def describe(self) -> str:
         return (f"judges: {self.spec}" + (f" and {self.second_spec}" if self.second_spec else "")
@@ -114,6 +125,23 @@ class ClassifierJudge:
             classes[str(k)] = {"count": int(counts[k]), "spread": mean_pairwise_distance(feats[rows]) if rows.sum() > 1 else None}
         return {"samples": n, "seed": seed, "judge": self.spec, "classes": classes}
 
+    @torch.no_grad()
+    def reference_features(self, n: int, classes: list[int], seed: int = 54321, cap: int = 512, batch_size: int = 64,
+                           progress: Progress = None) -> dict[str, torch.Tensor]:
+        """The judge's unit pooled features of G's own unconditional samples that it puts (top-1) in
+        each of `classes`, at most `cap` per class, from n samples: {"class_<k>": (rows, F) float16}."""
+        g = self.world.generator
+        rng = torch.Generator(device=g.device).manual_seed(seed)
+        kept: dict[int, list[torch.Tensor]] = {k: [] for k in classes}
+        for start in range(0, n, batch_size):
+            p, h = self.judge(g.decode(g.sample_latents(min(batch_size, n - start), rng)))
+            top = p.argmax(1)
+            for k in classes:
+                kept[k].append(h[top == k])
+            if progress is not None:
+                progress(min(batch_size, n - start))
+        return {f"class_{k}": torch.cat(v)[:cap].half().contiguous() for k, v in kept.items()}
+
     def score(self, res, labels: torch.Tensor) -> dict[str, Any]:
         probs, feats = self.judge(res.images)
         target = labels[res.condition_index]
@@ -134,7 +162,14 @@ class ClassifierJudge:
                             "f_probability": float(f_prob[rows].mean()), "spread": spread,
                             "diversity_vs_g": spread / self.reference[k] if self.reference.get(k) else float("nan")}
         div = [v["diversity_vs_g"] for v in per_class.values() if v["diversity_vs_g"] == v["diversity_vs_g"]]
-        return {"top1": float(hit1.mean()), "top5": float(hit5.mean()),
+        prdc = {}
+        if self.features:
+            present = labels.tolist()
+            stacked = [self.features.get(int(k), feats[:0]) for k in present]
+            offsets = torch.tensor([0] + [len(f) for f in stacked]).cumsum(0)
+            sets = [torch.arange(int(a), int(b)) for a, b in zip(offsets, offsets[1:])]
+            prdc = conditional_prdc(feats, res.condition_index, torch.cat(stacked), sets)
+        return {"top1": float(hit1.mean()), "top5": float(hit5.mean()), **prdc,
                 "second_top5": float(second5.mean()) if second5 is not None else float("nan"),
                 "f_probability": float(f_prob.mean()), "diversity_vs_g": sum(div) / len(div) if div else float("nan"),
                 "per_class": per_class}

@@ -1,7 +1,8 @@
 """The digits world's judge (world.json: "judge": {"kind": "digits-svm"}, zoo:digits and
 zoo:digits-cm): an RBF SVM on 16x16 pixels, trained on all 1,797 digits. Diversity is measured at
 the data's native 8x8, against the real digits of the class and against G's own unconditional
-samples that the SVM puts in the class."""
+samples that the SVM puts in the class (mean pairwise distance, and precision / recall / density /
+coverage against 5,000 of G's own samples: tron.diversity)."""
 from __future__ import annotations
 
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import torch
 
 from ...conditions import from_labels
+from ...diversity import conditional_prdc
 from ...evaluation import Method, Progress, default_methods, mean_pairwise_distance, run_method
 from ...langevin import LangevinConfig
 from ...world import World
@@ -21,6 +23,9 @@ DIGITS_COLUMNS = [
     ("diversity_native", "diversity / real (8x8)", ".2f"),
     ("diversity_vs_g", "diversity / G's own", ".2f"),
     ("min_diversity_vs_g", "worst digit / G's own", ".2f"),
+    ("recall_vs_g", "recall / G's own", ".2f"),
+    ("coverage_vs_g", "coverage / G's own", ".2f"),
+    ("precision", "precision", ".2f"),
     ("mean_energy", "mean CE energy", ".3f"),
     ("seconds_per_sample", "s / sample", ".4f"),
 ]
@@ -49,21 +54,22 @@ def to_native(x: torch.Tensor) -> torch.Tensor:
 class DigitsJudge:
     """The SVM as the measuring instrument of `tron eval` and the promotion gate (tron.judges)."""
 
-    def __init__(self, world: World, reference_samples: int = 2000) -> None:
+    def __init__(self, world: World, reference_samples: int = 5000) -> None:
         self.world = world
         self.svm, self.held_out = fit_svm()
         real8, labels = load_digits_images(side=8)
         self.real_spread = torch.tensor([mean_pairwise_distance(real8[labels == k]) for k in range(10)])
-        self.g_spread = self._g_spread(reference_samples)
+        self.g_native, self.g_label = self._g_reference(reference_samples)
+        first, label = self.g_native[:2000], self.g_label[:2000]  # the spread's reference: G's first 2,000, as before
+        self.g_spread = torch.tensor([mean_pairwise_distance(first[label == k]) for k in range(10)])
 
-    def _g_spread(self, n: int) -> torch.Tensor:
-        """Per class: the spread of G's own unconditional samples that the judge puts in it."""
+    def _g_reference(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """G's own unconditional samples at the native 8x8 (n, 64) and the digit the judge reads in each (n,)."""
         g = self.world.generator
         with torch.no_grad():
             x = g.decode(g.sample_latents(n, torch.Generator(device=g.device).manual_seed(12345))).cpu()
         pred = torch.as_tensor(self.svm.predict(x.flatten(1).numpy()))
-        native = to_native(x)
-        return torch.tensor([mean_pairwise_distance(native[pred == k]) for k in range(10)])
+        return to_native(x).flatten(1), pred
 
     def describe(self) -> str:
         return f"judge: RBF SVM on pixels (held-out accuracy {self.held_out:.1%})"
@@ -77,10 +83,12 @@ class DigitsJudge:
         native = to_native(res.images)
         spread = torch.tensor([mean_pairwise_distance(native[target == k]) for k in present])
         vs_g = spread / self.g_spread[present]
+        sets = [torch.nonzero(self.g_label == int(k)).squeeze(1) for k in labels]
+        prdc = conditional_prdc(native.flatten(1), res.condition_index, self.g_native, sets)
         return {"accuracy": float(correct.mean()), "min_label_accuracy": min(per_label), "per_label_accuracy": per_label,
                 "diversity_native": float((spread / self.real_spread[present]).mean()),
                 "diversity_vs_g": float(vs_g.mean()), "min_diversity_vs_g": float(vs_g.min()),
-                "mean_energy": float(res.energies.mean())}
+                "mean_energy": float(res.energies.mean()), **prdc}
 
     def rows(self, n: int, seed: int, methods: list[Method], langevin: LangevinConfig, progress: Progress = None) -> list[dict]:
         labels = torch.arange(10)
@@ -103,4 +111,4 @@ class DigitsJudge:
         langevin = langevin or self.world.langevin
         rows = self.rows(max(n, 10), seed, default_methods(langevin.steps)[:2], langevin)
         return {"judged_accuracy_T0": rows[0]["accuracy"], "judged_accuracy": rows[1]["accuracy"],
-                "diversity_vs_g": rows[1]["diversity_vs_g"]}
+                "diversity_vs_g": rows[1]["diversity_vs_g"], "recall_vs_g": rows[1]["recall_vs_g"]}

@@ -12,6 +12,7 @@ from torch import nn
 
 from ...checkpoint import load_checkpoint, save_checkpoint
 from ...conditions import Condition, from_images, from_text
+from ...diversity import conditional_prdc, nanmean, nanmin, open_attribute_spread
 from ...evaluation import Method, Progress, clip_methods, default_methods, run_method
 from ...langevin import LangevinConfig
 from ...parts import freeze
@@ -45,15 +46,25 @@ class AttributeCNN(nn.Module):
         return [head(h) for head in self.heads]
 
     @torch.no_grad()
-    def judge(self, x: torch.Tensor, batch_size: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
-        """Predicted attributes (N, 4) long and their softmax confidences (N, 4)."""
-        preds, confs = [], []
+    def read(self, x: torch.Tensor, batch_size: int = 1024) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Predicted attributes (N, 4) long, their softmax confidences (N, 4) and the features the
+        heads read (N, 128): the judge's feature space for precision / recall."""
+        preds, confs, feats = [], [], []
         for start in range(0, len(x), batch_size):
-            probs = [F.softmax(logits, dim=-1) for logits in self(x[start:start + batch_size].float())]
-            conf, pred = zip(*(p.max(dim=-1) for p in probs))
+            xb = x[start:start + batch_size].float()
+            if xb.shape[1:] != (3, SIDE, SIDE):
+                raise ValueError(f"the shapes judge expects (B, 3, {SIDE}, {SIDE}) images, got {tuple(x.shape)}")
+            h = self.body(xb)
+            conf, pred = zip(*(F.softmax(head(h), dim=-1).max(dim=-1) for head in self.heads))
             preds.append(torch.stack(pred, 1))
             confs.append(torch.stack(conf, 1))
-        return torch.cat(preds), torch.cat(confs)
+            feats.append(h)
+        return torch.cat(preds), torch.cat(confs), torch.cat(feats)
+
+    def judge(self, x: torch.Tensor, batch_size: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
+        """Predicted attributes (N, 4) long and their softmax confidences (N, 4)."""
+        pred, conf, _ = self.read(x, batch_size)
+        return pred, conf
 
 
 def save_attribute_cnn(cnn: AttributeCNN, directory: str | os.PathLike, metadata: dict | None = None):
@@ -71,6 +82,11 @@ def load_attribute_cnn(directory: str | os.PathLike) -> AttributeCNN:
 SHAPES_COLUMNS = [
     ("method", "method", ""),
     ("accuracy", "all named attributes", ".1%"),
+    ("spread_vs_g", "open-attribute spread / G's own", ".2f"),
+    ("min_spread_vs_g", "worst prompt", ".2f"),
+    ("recall_vs_g", "recall / G's own", ".2f"),
+    ("coverage_vs_g", "coverage / G's own", ".2f"),
+    ("precision", "precision", ".2f"),
     ("shape_accuracy", "shape", ".1%"),
     ("color_accuracy", "color", ".1%"),
     ("size_accuracy", "size", ".1%"),
@@ -87,9 +103,40 @@ class ShapesJudge:
     """The attribute CNN of the shapes world as the measuring instrument of `tron eval` and the
     promotion gate (tron.judges)."""
 
-    def __init__(self, world: World, path: str = "judge") -> None:
+    def __init__(self, world: World, path: str = "judge", reference_samples: int = 20000) -> None:
         self.world = world
         self.cnn = load_attribute_cnn(world.path / path)
+        self.reference_samples = reference_samples
+        self._reference: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def reference(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """G's own unconditional samples as the judge reads them: attributes (M, 4) and features
+        (M, 128), seeded, made once (the reference of every diversity measure)."""
+        if self._reference is None:
+            g = self.world.generator
+            rng = torch.Generator(device=g.device).manual_seed(12345)
+            preds, feats = [], []
+            with torch.no_grad():
+                for start in range(0, self.reference_samples, 1000):
+                    x = g.decode(g.sample_latents(min(1000, self.reference_samples - start), rng)).cpu()
+                    pred, _, h = self.cnn.read(x)
+                    preds.append(pred)
+                    feats.append(h)
+            self._reference = torch.cat(preds), torch.cat(feats)
+        return self._reference
+
+    def diversity(self, pred: torch.Tensor, feats: torch.Tensor, condition_index: torch.Tensor,
+                  target: torch.Tensor) -> dict[str, float]:
+        """Open-attribute spread and PRDC (tron.diversity) of samples judged `pred` (N, 4) with
+        features (N, 128), against G's own samples that the judge puts in each prompt's set
+        (target (P, 4): the named value of each attribute, -1 where open)."""
+        ref_pred, ref_feats = self.reference()
+        in_set = [((ref_pred == t) | (t < 0)).all(1).nonzero().squeeze(1) for t in target]
+        spreads = [open_attribute_spread(pred[condition_index == j], ref_pred[rows], (t < 0).nonzero().squeeze(1).tolist(),
+                                         NUM_VALUES)["spread_vs_g"]
+                   for j, (t, rows) in enumerate(zip(target, in_set)) if (t < 0).any() and (condition_index == j).any()]
+        return {"spread_vs_g": nanmean(spreads), "min_spread_vs_g": nanmin(spreads),
+                **conditional_prdc(feats, condition_index, ref_feats, in_set)}
 
     def describe(self) -> str:
         held_out = self.cnn.metadata.get("held_out_degraded_all", float("nan"))
@@ -100,7 +147,7 @@ class ShapesJudge:
 
     def score(self, res, prompts: list[dict[str, str]]) -> dict[str, Any]:
         target = torch.tensor([[ATTRIBUTES[a].index(p[a]) if a in p else -1 for a in ATTRIBUTE_NAMES] for p in prompts])  # (P, 4)
-        pred, _ = self.cnn.judge(res.images)
+        pred, _, feats = self.cnn.read(res.images)
         want = target[res.condition_index]  # (N, 4)
         named = want >= 0
         correct = (pred == want) | ~named
@@ -108,6 +155,7 @@ class ShapesJudge:
         for i, a in enumerate(ATTRIBUTE_NAMES):
             row[f"{a}_accuracy"] = float(correct[named[:, i], i].float().mean()) if named[:, i].any() else float("nan")
         row["mean_energy"] = float(res.energies.mean())
+        row.update(self.diversity(pred, feats, res.condition_index, target))
         return row
 
     def rows(self, prompts: list[dict[str, str]], n: int, seed: int, methods: list[Method], langevin: LangevinConfig,
@@ -151,4 +199,5 @@ class ShapesJudge:
         langevin = langevin or self.world.langevin
         prompts = full_prompt_set()[::7]  # 30 of the 210 full captions: every shape, colour, size, position
         rows = self.rows(prompts, max(2, n // 2), seed, default_methods(langevin.steps)[:2], langevin)
-        return {"judged_accuracy_T0": rows[0]["accuracy"], "judged_accuracy": rows[1]["accuracy"]}
+        return {"judged_accuracy_T0": rows[0]["accuracy"], "judged_accuracy": rows[1]["accuracy"],
+                "recall_vs_g": rows[1]["recall_vs_g"]}
