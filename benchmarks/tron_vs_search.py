@@ -109,7 +109,7 @@ def chain_hits(world, task: Task, init: str, n: int, steps: tuple[int, ...], see
     for start in range(0, len(index), batch):
         rows = index[start:start + batch]
         c = c_all[rows.to(g.device)]
-        z0 = sampler.best_initial_latents(c, init, rng, None, langevin.candidates)
+        z0 = sampler.best_initial_latents(c, init, rng, None, langevin.candidates, temperature=langevin.candidate_temperature)
         snaps = {0: z0.detach().clone()}
 
         def keep(t, z, e, snaps=snaps):

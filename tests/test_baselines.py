@@ -78,3 +78,18 @@ def test_best_of_m_is_seeded_and_rejects_zero_candidates():
     assert torch.equal(run(1), run(1)) and not torch.equal(run(1), run(2))
     with pytest.raises(ValueError):
         best_of_m(quadratic_to(torch.zeros(1, 2)), lambda: torch.zeros(1, 2), 0)
+
+
+def test_best_of_m_with_a_temperature_picks_by_softmax_of_the_energy():
+    # 4 candidates per row with energies 0, 0.1, 0.2, 0.3 (the first coordinate), 8000 rows
+    levels = iter(torch.tensor([0.0, 0.1, 0.2, 0.3]))
+    energy = lambda z, rows, i: z[:, 0]  # noqa: E731
+    propose = lambda: next(levels).expand(8000, 1).clone()  # noqa: E731
+    z, e = best_of_m(energy, propose, 4, temperature=0.1, rng=torch.Generator().manual_seed(0))
+    picked = torch.round(z[:, 0] * 10).long()
+    freq = torch.bincount(picked, minlength=4).double() / len(picked)
+    assert torch.allclose(freq, torch.softmax(-torch.arange(4.0).double(), 0), atol=0.02)  # exp(-E / 0.1), normalised
+    assert torch.equal(e, z[:, 0])
+    levels = iter(torch.tensor([0.3, 0.0, 0.2, 0.1]))
+    z, _ = best_of_m(energy, propose, 4, temperature=1e-4, rng=torch.Generator().manual_seed(0))
+    assert (z[:, 0] == 0).all()  # a temperature far below the gaps keeps the lowest, as temperature 0 does

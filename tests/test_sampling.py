@@ -149,3 +149,30 @@ def test_ranked_draws_start_each_chain_from_the_draw_f_likes_best(tiny_generator
     assert torch.allclose(best.latents, draws[e.argmin(0), torch.arange(len(rows))])
     with pytest.raises(ValueError, match="candidates must be an integer >= 1"):
         LangevinConfig(candidates=0)
+
+
+def test_resampled_draws_follow_softmax_of_the_energy(tiny_generator, tiny_classifier, tiny_translator):
+    """candidate_temperature > 0: z0 is one of the ranked draws of the stream, picked after them (the
+    probabilities themselves: test_baselines): a small temperature keeps f's favourite, a large one
+    picks draws other than the best, and the pick is seeded."""
+    s = Sampler(tiny_generator, tiny_classifier, tiny_translator)
+    c = torch.eye(10)[[3] * 64]
+    rng = torch.Generator().manual_seed(5)
+    draws = torch.stack([s.initial_latents(c, "translator", rng, None) for _ in range(6)])  # (6, 64, d)
+    with torch.no_grad():
+        e = torch.stack([tiny_classifier.energy(tiny_generator.decode(z), c) for z in draws])  # (6, 64)
+
+    def z0(temperature, seed=5):
+        config = LangevinConfig(steps=0, candidates=6, candidate_temperature=temperature)
+        return s.sample(c, 1, config, seed=seed).latents
+
+    def picked(z):  # which draw each row's z0 is (every pick is one of the draws)
+        return torch.tensor([int(((draws[:, i] - z[i]).abs().sum(1) < 1e-5).nonzero()[0]) for i in range(len(c))])
+
+    cold, warm = picked(z0(1e-4)), picked(z0(100.0))
+    rows = torch.arange(len(c))
+    assert (e[cold, rows] <= e.min(0).values + 1e-3).all()  # within a few temperatures of the lowest
+    assert (warm != e.argmin(0)).sum() > 32  # near-uniform: mostly not the best
+    assert torch.equal(z0(100.0), z0(100.0)) and not torch.equal(z0(100.0), z0(100.0, seed=6))
+    with pytest.raises(ValueError, match="candidate_temperature must be a finite number >= 0"):
+        LangevinConfig(candidate_temperature=-1.0)

@@ -76,13 +76,26 @@ def best_of_m(
     propose: Callable[[], torch.Tensor],
     m: int,
     callback: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None,
+    temperature: float = 0.0,
+    rng: torch.Generator | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Draw m candidate batches with `propose()` (each (B, d)) and keep, per row, the candidate
     of lowest energy (candidate i is scored as energy_fn(z, rows, i - 1)). Returns (z (B, d),
     E(z) (B,)); `callback(i, best_z, best_e)` runs after the i-th candidate (1-based), so one call
-    also gives best-of-i for every i <= m."""
+    also gives best-of-i for every i <= m.
+
+    temperature > 0: instead of the lowest, each row keeps candidate i with probability
+    softmax(-E_i / temperature) over its m candidates, drawn from `rng` after the proposals
+    (importance resampling of the proposal towards proposal * exp(-E / temperature))."""
     if m < 1:
         raise ValueError(f"m must be >= 1, got {m}")
+    if temperature > 0:
+        zs = [propose() for _ in range(m)]
+        rows = torch.arange(len(zs[0]), device=zs[0].device)
+        es = torch.stack([energy_fn(z, rows, i) for i, z in enumerate(zs)], 1)  # (B, m)
+        pick = torch.multinomial(torch.softmax(-es.double() / temperature, dim=1), 1, generator=rng).squeeze(1)  # (B,)
+        z = torch.stack(zs, 1)[rows, pick]  # (B, d)
+        return z, es[rows, pick]
     best_z = best_e = rows = None
     for i in range(1, m + 1):
         z = propose()

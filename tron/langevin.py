@@ -41,9 +41,14 @@ class LangevinConfig:
     clamp: float | None = None  # clamp every latent coordinate to [-clamp, clamp] after each step
     prior_weight: float = 0.0  # adds prior_weight * 0.5 ||z||^2 to the energy
     augment: AugmentConfig = field(default_factory=AugmentConfig)  # views of G(z) the energy averages over
-    # z0: the lowest plain energy (f on G(z) against c, no views, no gradient) of this many draws
-    # from the initial distribution (translator or prior) per chain; costs that many G+f forwards.
+    # z0: chosen among this many draws from the initial distribution (translator or prior) per chain
+    # by their plain energy (f on G(z) against c, no views, no gradient); costs that many G+f forwards.
     candidates: int = 1
+    # How the draws are chosen: 0 keeps the lowest energy (f's favourite: right, but every chain of a
+    # condition lands on the same mode); > 0 picks draw i with probability softmax(-E_i / temperature)
+    # (importance resampling: towards q(z | c) exp(-E / temperature) as candidates grow), so the picks
+    # keep the translator's spread over what f is indifferent to.
+    candidate_temperature: float = 0.0
 
     def __post_init__(self) -> None:
         if isinstance(self.augment, dict):  # from JSON
@@ -52,7 +57,7 @@ class LangevinConfig:
             raise ValueError(f"steps must be an integer >= 0, got {self.steps!r}")
         if isinstance(self.candidates, bool) or not isinstance(self.candidates, int) or self.candidates < 1:
             raise ValueError(f"candidates must be an integer >= 1, got {self.candidates!r}")
-        for name in ("step_size", "noise_std", "prior_weight"):
+        for name in ("step_size", "noise_std", "prior_weight", "candidate_temperature"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf"):
                 raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")

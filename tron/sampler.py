@@ -98,14 +98,17 @@ class Sampler:
 
     @torch.no_grad()
     def best_initial_latents(self, c: torch.Tensor, init: str, rng: torch.Generator, prior: PriorConfig | None,
-                             candidates: int = 1, component: torch.Tensor | None = None) -> torch.Tensor:
-        """z0 for each row of c: the lowest plain energy of `candidates` draws from the initial
-        distribution (the translator proposes, f ranks: a translator's broad mixture puts some draws
-        on the wrong mode, and f tells them apart before any gradient step). 1: one draw, unranked."""
+                             candidates: int = 1, component: torch.Tensor | None = None,
+                             temperature: float = 0.0) -> torch.Tensor:
+        """z0 for each row of c, chosen among `candidates` draws from the initial distribution by
+        their plain energy (the translator proposes, f ranks: a translator's broad mixture puts some
+        draws on the wrong mode, and f tells them apart before any gradient step): the lowest, or
+        with temperature > 0 one drawn with probability softmax(-E / temperature), which keeps
+        the draws' spread over what f does not care about. 1: one draw, unranked."""
         draw = lambda: self.initial_latents(c, init, rng, prior, component)  # noqa: E731
         if candidates == 1:
             return draw()
-        z, _ = best_of_m(self.energy_fn(c), draw, candidates)
+        z, _ = best_of_m(self.energy_fn(c), draw, candidates, temperature=temperature, rng=rng)
         return z
 
     def drawing_from(self, translator: Translator | None) -> Sampler:
@@ -127,7 +130,8 @@ class Sampler:
             bounds.append(bounds[-1] + len(g.c))
         c = torch.cat([g.c.to(device) for g in groups])  # (N, k)
         z0 = torch.cat([self.drawing_from(g.translator).best_initial_latents(
-                            g.c.to(device), init, g.rng, prior, langevin.candidates, g.component)
+                            g.c.to(device), init, g.rng, prior, langevin.candidates, g.component,
+                            langevin.candidate_temperature)
                         for g in groups])  # (N, d)
         t1 = time.perf_counter()
         steps = torch.cat([torch.full((len(g.c),), int(g.steps)) for g in groups])
