@@ -61,6 +61,9 @@ def parse_args(argv=None):
     p.add_argument("--device", default="cpu", help="the sampler's device (cuda: give --sampler-gpus)")
     p.add_argument("--sampler-gpus", type=float, default=0, help="GPUs per sampler replica (ray_actor_options num_gpus)")
     p.add_argument("--batch-wait-s", type=float, default=None, help="the sampler's batch_wait_timeout_s (default: ServeConfig's)")
+    p.add_argument("--worker-nice", type=int, default=None,
+                   help="niceness of Ray's workers, the replicas among them (RAY_worker_niceness; default: Ray's, 15); "
+                        "on a machine shared with other jobs, give all three nice options their niceness")
     p.add_argument("--in-process-nice", type=int, default=15,
                    help="niceness of the in-process sampler (a child process): Ray runs its workers, the replicas among "
                         "them, at 15, so both compete alike with whatever else runs on the machine")
@@ -161,6 +164,8 @@ def mean_stages(timings: list[dict]) -> dict:
     keys = [k for k in STAGES if timings and k in timings[0]]
     out = {k: statistics.fmean(t[k] for t in timings) for k in keys}
     out["batch"] = statistics.fmean(t["batch_requests"] for t in timings) if timings else float("nan")
+    if timings and "batch_runs" in timings[0]:  # Langevin runs per batch: 1 unless spaces differ
+        out["runs"] = statistics.fmean(t["batch_runs"] for t in timings)
     return out
 
 
@@ -319,9 +324,13 @@ def main(argv=None) -> int:
     port = args.port or free_port()
     url = f"http://127.0.0.1:{port}"
     ray_cpus = max(args.ray_cpus, math.ceil(max(replica_counts) * args.sampler_cpus + 0.1))  # a Serve config: give --ray-cpus
+    if args.worker_nice is not None:
+        os.environ["RAY_worker_niceness"] = str(args.worker_nice)  # read by the raylet that ray.init starts
     ray.init(num_cpus=ray_cpus, num_gpus=1 if args.sampler_gpus else None, include_dashboard=False,
              _node_ip_address="127.0.0.1", log_to_driver=False)
     os.nice(max(0, args.client_nice - os.nice(0)))  # after Ray started: its processes keep their own niceness
+    log(f"niceness: Ray's workers {args.worker_nice if args.worker_nice is not None else 'Ray default (15)'}, "
+        f"in-process {args.in_process_nice}, clients {os.nice(0)}")
     rows = []
     try:
         serve.start(http_options={"host": "127.0.0.1", "port": port, "request_timeout_s": 150})
@@ -388,12 +397,12 @@ def print_tables(args, worlds, levels, rows, ceiling, single) -> None:
     print("\n| world | in-process samples/s, batches of 16 | served, 16 clients | served / in-process | in-process, one at a time "
           "| batching ceiling (16 / 1 in-process) | served 16 / 1 client | /v1/model p95 at 16 clients (ms) |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
-    for world in worlds:
+    for world in worlds:  # the served figures of 1 replica (a Serve config's autoscaled ones are in the levels)
         served = {r["clients"]: r for r in rows if r["world"] == world and r["replicas"] == 1 and r["batch"] == max(
             r2["batch"] for r2 in rows)}
         top, one = served.get(max(levels)), served.get(min(levels))
         c16, c1 = ceiling[world]["samples_per_s"], single[world]["samples_per_s"]
-        if top is None:
+        if top is None:  # e.g. only --serve-config levels
             continue
         gain = f"{top['throughput'] / one['throughput']:.2f}x" if one is not None and one is not top else "-"
         print(f"| {world} | {c16:.2f} | {top['throughput'] * n:.2f} | {top['throughput'] * n / c16:.1%} | {c1:.2f} | "
