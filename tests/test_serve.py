@@ -3,8 +3,9 @@
 One cluster and three applications serve the whole module:
   main   zoo:digits (labels)        round trips, bad input, the browser page, the schema fuzz
   tight  zoo:digits, 1 + 1 slots    overload answers 503 and recovers; the request timeout
-  clip   a tiny random CLIP world   text, image and weighted-prompt round trips
-  faces  zoo:faces (PyPI models)    ImageNet labels by index and by name
+  clip   a tiny random CLIP world   text, image and weighted-prompt round trips; every kind in one batch
+                                    while a request runs to its 8 s deadline and the cheap routes answer
+  faces  zoo:faces (PyPI models)    ImageNet labels by index and by name; labels and images in one batch
 """
 from __future__ import annotations
 
@@ -284,7 +285,9 @@ def served(clip_world):
         apps = [("main", "", MAIN), ("tight", "/tight", TIGHT),
                 ("clip", "/clip", ServeConfig(world=str(clip_world), max_samples=4, max_steps=100_000, sampler_num_cpus=0.3,
                                               max_image_side=64, request_timeout_s=8)),
-                ("faces", "/faces", ServeConfig(world="zoo:faces", max_samples=2, max_steps=5, sampler_num_cpus=0.3))]
+                # A long wait for company: concurrent requests meet in one batch however loaded the machine is.
+                ("faces", "/faces", ServeConfig(world="zoo:faces", max_samples=2, max_steps=5, sampler_num_cpus=0.3,
+                                                batch_wait_timeout_s=0.5))]
         serve.run_many([serve.RunTarget(build_app(config), name=name, route_prefix=prefix or "/")  # side by side
                         for name, prefix, config in apps])
         urls = {name: f"http://127.0.0.1:{port}{prefix}" for name, prefix, _ in apps}
@@ -355,6 +358,21 @@ def test_faces_world_takes_imagenet_labels_by_index_and_by_name(served):
     misspelt = post(url, {"label": "sunglases", "steps": 1})
     assert misspelt.status_code == 422 and "close" in misspelt.json()["detail"] and "sunglass" in misspelt.json()["detail"]
     assert post(url, {"label": 1000, "steps": 1}).status_code == 422
+
+
+def test_labels_and_images_of_a_classifier_world_share_a_batch_in_two_runs(served):
+    """zoo:faces takes labels (f's class space) and images (its feature space, a translator of its
+    own): concurrent requests of both kinds share one batch, which runs once per space."""
+    url = served["faces"]
+    image = png_b64((np.random.default_rng(1).random((64, 64, 3)) * 255).astype(np.uint8))
+    bodies = [{"label": "sunglass", "steps": 1, "seed": 1}, {"image": image, "steps": 1, "seed": 2},
+              {"prompts": [{"image": image, "weight": 1.0}], "num_samples": 2, "steps": 0, "seed": 3}]
+    with ThreadPoolExecutor(len(bodies)) as pool:
+        responses = list(pool.map(lambda b: post(url, b), bodies))
+    assert all(r.status_code == 200 for r in responses), [r.text for r in responses]
+    timing = [r.json()["timing"] for r in responses]
+    assert len({t["batch"] for t in timing}) == 1 and timing[0]["batch_requests"] == 3
+    assert timing[0]["batch_rows"] == 4 and timing[0]["batch_runs"] == 2  # labels | image features
 
 
 def clip_url(served) -> str:
