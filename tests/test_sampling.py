@@ -8,7 +8,7 @@ from tron.errors import ConditionError, TronError
 from tron.langevin import LangevinConfig
 from tron.pairs import generate_pairs
 from tron.priors import PriorConfig, parse_prior, sample_prior
-from tron.sampler import Sampler
+from tron.sampler import Chains, Sampler
 
 
 def test_pairs_are_deterministic_for_a_seed(tiny_generator, tiny_classifier):
@@ -176,3 +176,20 @@ def test_resampled_draws_follow_softmax_of_the_energy(tiny_generator, tiny_class
     assert torch.equal(z0(100.0), z0(100.0)) and not torch.equal(z0(100.0), z0(100.0, seed=6))
     with pytest.raises(ValueError, match="candidate_temperature must be a finite number >= 0"):
         LangevinConfig(candidate_temperature=-1.0)
+
+
+@pytest.mark.parametrize("temperature", [0.0, 100.0])
+def test_groups_ranked_together_start_where_each_would_alone(tiny_generator, tiny_classifier, tiny_translator, temperature):
+    """Sampler.run ranks every group's candidate draws in one G+f pass per candidate; each group's z0
+    is still the one it gets alone (its own stream, its own picks)."""
+    s = Sampler(tiny_generator, tiny_classifier, tiny_translator)
+    langevin = LangevinConfig(steps=0, candidates=5, candidate_temperature=temperature)
+
+    def groups():
+        return [Chains(torch.eye(10)[[3] * 3], torch.Generator().manual_seed(1), 0),
+                Chains(torch.eye(10)[[7] * 5], torch.Generator().manual_seed(2), 0)]
+
+    together = s.run(groups(), langevin)
+    alone = [s.run([g], langevin)[0] for g in groups()]
+    for a, b in zip(together, alone):
+        assert torch.equal(a.latents, b.latents)

@@ -11,7 +11,7 @@ in the caller. Each row of a batch is an independent problem.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -77,7 +77,8 @@ def best_of_m(
     m: int,
     callback: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None,
     temperature: float = 0.0,
-    rng: torch.Generator | None = None,
+    rng: torch.Generator | Sequence[torch.Generator] | None = None,
+    sizes: Sequence[int] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Draw m candidate batches with `propose()` (each (B, d)) and keep, per row, the candidate
     of lowest energy (candidate i is scored as energy_fn(z, rows, i - 1)). Returns (z (B, d),
@@ -86,14 +87,20 @@ def best_of_m(
 
     temperature > 0: instead of the lowest, each row keeps candidate i with probability
     softmax(-E_i / temperature) over its m candidates, drawn from `rng` after the proposals
-    (importance resampling of the proposal towards proposal * exp(-E / temperature))."""
+    (importance resampling of the proposal towards proposal * exp(-E / temperature)); with one
+    generator per slice of rows (`rng` a sequence, `sizes` the slices' lengths), each slice's picks
+    come from its own."""
     if m < 1:
         raise ValueError(f"m must be >= 1, got {m}")
     if temperature > 0:
         zs = [propose() for _ in range(m)]
         rows = torch.arange(len(zs[0]), device=zs[0].device)
         es = torch.stack([energy_fn(z, rows, i) for i, z in enumerate(zs)], 1)  # (B, m)
-        pick = torch.multinomial(torch.softmax(-es.double() / temperature, dim=1), 1, generator=rng).squeeze(1)  # (B,)
+        probs = torch.softmax(-es.double() / temperature, dim=1)
+        if isinstance(rng, torch.Generator) or rng is None:
+            pick = torch.multinomial(probs, 1, generator=rng).squeeze(1)  # (B,)
+        else:
+            pick = torch.cat([torch.multinomial(p, 1, generator=r).squeeze(1) for p, r in zip(probs.split(list(sizes)), rng)])
         z = torch.stack(zs, 1)[rows, pick]  # (B, d)
         return z, es[rows, pick]
     best_z = best_e = rows = None

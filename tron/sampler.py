@@ -105,10 +105,22 @@ class Sampler:
         draws on the wrong mode, and f tells them apart before any gradient step): the lowest, or
         with temperature > 0 one drawn with probability softmax(-E / temperature), which keeps
         the draws' spread over what f does not care about. 1: one draw, unranked."""
-        draw = lambda: self.initial_latents(c, init, rng, prior, component)  # noqa: E731
+        return self.initial_latents_of([Chains(c, rng, 0, component=component)], init, prior, candidates, temperature)
+
+    @torch.no_grad()
+    def initial_latents_of(self, groups: Sequence[Chains], init: str, prior: PriorConfig | None, candidates: int = 1,
+                           temperature: float = 0.0) -> torch.Tensor:
+        """z0 of every group's chains (best_initial_latents), each drawn from the group's translator
+        and stream, the candidates of all groups ranked together: one G+f pass per candidate for the
+        whole batch. A group's z0 is the same as it would be alone."""
+        device = self.device
+        c = torch.cat([g.c.to(device) for g in groups])  # (N, k)
+        draw = lambda: torch.cat([self.drawing_from(g.translator).initial_latents(  # noqa: E731
+            g.c.to(device), init, g.rng, prior, g.component) for g in groups])
         if candidates == 1:
             return draw()
-        z, _ = best_of_m(self.energy_fn(c), draw, candidates, temperature=temperature, rng=rng)
+        z, _ = best_of_m(self.energy_fn(c), draw, candidates, temperature=temperature, rng=[g.rng for g in groups],
+                         sizes=[len(g.c) for g in groups])
         return z
 
     def drawing_from(self, translator: Translator | None) -> Sampler:
@@ -129,10 +141,7 @@ class Sampler:
         for g in groups:
             bounds.append(bounds[-1] + len(g.c))
         c = torch.cat([g.c.to(device) for g in groups])  # (N, k)
-        z0 = torch.cat([self.drawing_from(g.translator).best_initial_latents(
-                            g.c.to(device), init, g.rng, prior, langevin.candidates, g.component,
-                            langevin.candidate_temperature)
-                        for g in groups])  # (N, d)
+        z0 = self.initial_latents_of(groups, init, prior, langevin.candidates, langevin.candidate_temperature)  # (N, d)
         t1 = time.perf_counter()
         steps = torch.cat([torch.full((len(g.c),), int(g.steps)) for g in groups])
         expired = [False] * len(groups)
