@@ -21,6 +21,10 @@ Langevin starts from the best of m ranked draws (LangevinConfig.candidates, for 
 (and at T = 0 the final image is the best draw: m in all).
 "Ahead at equal work": TR0N's rate at its cost against best of N's at the same N (exact for any N).
 
+Beside each rate, the samples' variety in the judge's terms (tron.diversity): the spread of what a
+shapes prompt leaves open and the recall against G's own in-set samples, both relative to G's own; for
+best of N, of the picks a random N-subset of the pool gives (n per condition).
+
 Results go to benchmarks/results/tron_vs_search/<world>.json and .md; --plot draws every saved world's
 curves into docs/tron_vs_search.png.
 """
@@ -53,6 +57,8 @@ class Task:
     name: str  # "shapes, full captions", ...
     condition: object  # tron.conditions.Condition (M rows)
     hits_all: Callable[[torch.Tensor], torch.Tensor]  # images (N, C, H, W) -> (N, M) bool: one judge pass, every condition
+    # images (N, C, H, W), their conditions (N,) -> the judge's variety measures (tron.diversity): spread_vs_g, recall_vs_g
+    variety: Callable[[torch.Tensor, torch.Tensor], dict] | None = None
 
     def hits(self, images: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         """(N,) bool: each image judged against its own condition (index (N,))."""
@@ -72,9 +78,13 @@ def shapes_tasks(world, judge, kinds: list[str], limit: int = 0) -> list[Task]:
             pred, _ = judge.cnn.judge(images.cpu())
             return ((pred[:, None] == target[None]) | (target[None] < 0)).all(2)
 
+        def variety(images, index, target=target):
+            pred, _, feats = judge.cnn.read(images.cpu())
+            return judge.diversity(pred, feats, index.cpu(), target)
+
         label = {"full": "full captions", "partial": "partial prompts"}[kind]
         tasks.append(Task(f"shapes, {label} ({len(prompts)})", from_text(world.encoder, [S.describe(**p) for p in prompts]),
-                          hits_all))
+                          hits_all, variety))
     return tasks
 
 
@@ -88,7 +98,12 @@ def faces_tasks(world, judge, limit: int = 0) -> list[Task]:
         probs, _ = judge.judge(images)
         return (probs.topk(5, dim=1).indices[:, :, None] == labels[None, None]).any(1)
 
-    return [Task(f"faces, {len(classes)} classes (Lite2 top-5)", from_labels(world.encoder, classes), hits_all)]
+    def variety(images, index):
+        from tron.sampler import SampleResult
+
+        return judge.score(SampleResult(images.cpu(), torch.zeros(len(images)), torch.zeros(len(images), 1), index.cpu()), labels)
+
+    return [Task(f"faces, {len(classes)} classes (Lite2 top-5)", from_labels(world.encoder, classes), hits_all, variety)]
 
 
 def views_of(langevin) -> int:
@@ -96,8 +111,9 @@ def views_of(langevin) -> int:
 
 
 def chain_hits(world, task: Task, init: str, n: int, steps: tuple[int, ...], seed: int, langevin,
-               batch: int) -> dict[int, torch.Tensor]:
-    """Per T: the judged hit of each of the n samples per condition, from one run of the chains to max(T)."""
+               batch: int) -> tuple[dict[int, torch.Tensor], dict[int, dict]]:
+    """Per T: the judged hit of each of the n samples per condition, and the samples' variety (the
+    task's measures), from one run of the chains to max(T)."""
     from tron.langevin import langevin_dynamics
 
     sampler = world.sampler(task.condition.kind)
@@ -106,6 +122,7 @@ def chain_hits(world, task: Task, init: str, n: int, steps: tuple[int, ...], see
     index = torch.arange(len(c_all)).repeat_interleave(n)
     rng = torch.Generator(device=g.device).manual_seed(seed)
     out: dict[int, list[torch.Tensor]] = {t: [] for t in steps}
+    images: dict[int, list[torch.Tensor]] = {t: [] for t in steps}
     for start in range(0, len(index), batch):
         rows = index[start:start + batch]
         c = c_all[rows.to(g.device)]
@@ -121,29 +138,43 @@ def chain_hits(world, task: Task, init: str, n: int, steps: tuple[int, ...], see
                               project=g.project, callback=keep)
         with torch.no_grad():
             for t in steps:
-                out[t].append(task.hits(g.decode(snaps[t]), rows).cpu())
-    return {t: torch.cat(v) for t, v in out.items()}
+                x = g.decode(snaps[t])
+                out[t].append(task.hits(x, rows).cpu())
+                images[t].append(x.cpu())
+    variety = {t: task.variety(torch.cat(images[t]), index) for t in steps} if task.variety else {}
+    return {t: torch.cat(v) for t, v in out.items()}, variety
 
 
 @torch.no_grad()
-def pool(world, task: Task, m: int, seed: int, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """M prior samples scored for every condition: (-plain energy (M, P), judged hit (M, P))."""
+def pool(world, task: Task, m: int, seed: int, batch: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """M prior samples scored for every condition: (-plain energy (M, P), judged hit (M, P), the images)."""
     sampler = world.sampler(task.condition.kind)
     g = world.generator
     c = task.condition.c.to(g.device)
     rng = torch.Generator(device=g.device).manual_seed(seed + 99)
-    scores, hits = [], []
+    scores, hits, images = [], [], []
     for start in range(0, m, batch):
         x = g.decode(g.sample_latents(min(batch, m - start), rng))
         b = len(x)
         e = torch.stack([sampler.image_energy(x, c[p].expand(b, -1)) for p in range(len(c))], 1)  # (b, P)
         scores.append(-e.cpu())
         hits.append(task.hits_all(x))
-    return torch.cat(scores), torch.cat(hits)
+        images.append(x.cpu())
+    return torch.cat(scores), torch.cat(hits), torch.cat(images)
 
 
 def best_of_n_curve(score: torch.Tensor, hit: torch.Tensor, ns: list[int]) -> dict[int, float]:
     return {n: sum(best_of_n_rate(score[:, p], hit[:, p], n) for p in range(score.shape[1])) / score.shape[1] for n in ns}
+
+
+def best_of_n_variety(task: Task, score: torch.Tensor, images: torch.Tensor, n: int, big_n: int, seed: int) -> dict:
+    """The variety of best of N's picks: for each condition, n random N-subsets of the pool, each's
+    best-scored image kept (the picks best_of_n_rate averages over), judged like TR0N's samples."""
+    rng = torch.Generator().manual_seed(seed + 7)
+    m, conditions = score.shape
+    picks = [int(subset[score[subset, p].argmax()]) for p in range(conditions)
+             for subset in (torch.randperm(m, generator=rng)[:big_n] for _ in range(n))]
+    return task.variety(images[picks], torch.arange(conditions).repeat_interleave(n))
 
 
 def run_task(world, task: Task, n: int, steps: tuple[int, ...], seed: int, pool_size: int, batch: int,
@@ -157,16 +188,21 @@ def run_task(world, task: Task, n: int, steps: tuple[int, ...], seed: int, pool_
         if method not in methods:
             continue
         t0 = time.perf_counter()
-        hits = chain_hits(world, task, init, n, steps, seed, langevin, batch)
+        hits, variety = chain_hits(world, task, init, n, steps, seed, langevin, batch)
         result[method] = {t: float(h.float().mean()) for t, h in hits.items()}
+        if variety:
+            result[f"{method}_variety"] = variety
         result[f"{method}_seconds"] = time.perf_counter() - t0
         log(f"[{task.name}] {method}: " + ", ".join(f"T={t} {r:.1%}" for t, r in result[method].items())
             + f" ({result[f'{method}_seconds']:.0f} s)")
     if pool_size:
         t0 = time.perf_counter()
-        score, hit = pool(world, task, pool_size, seed, batch)
+        score, hit, images = pool(world, task, pool_size, seed, batch)
         ns = sorted({2 ** k for k in range(20) if 2 ** k <= pool_size} | {c for c in result["cost"].values() if c <= pool_size})
         result["best_of_n"] = best_of_n_curve(score, hit, ns)
+        if task.variety:
+            result["best_of_n_variety"] = {c: best_of_n_variety(task, score, images, n, c, seed)
+                                           for c in sorted(set(result["cost"].values())) if c <= pool_size}
         result["pool"] = pool_size
         shown = set(result["cost"].values()) | {1, 64, 512}
         log(f"[{task.name}] best of N: " + ", ".join(f"N={k} {r:.1%}" for k, r in result["best_of_n"].items() if k in shown)
@@ -181,14 +217,18 @@ def markdown(results: list[dict]) -> str:
                   f"{r['views']} view(s) per Langevin step; z0 (TR0N and prior + Langevin) the best of "
                   f"{r['langevin'].get('candidates', 1)} draw(s) ranked by f; best of N from a pool of "
                   f"{r.get('pool', 0)} per condition", "",
-                  "| T | G+f evaluations | TR0N | prior + Langevin | best of N at equal evaluations | TR0N ahead by |",
-                  "|---:|---:|---:|---:|---:|---:|"]
+                  "| T | G+f evaluations | TR0N | prior + Langevin | best of N at equal evaluations | TR0N ahead by "
+                  "| TR0N spread / G's own | best of N spread / G's own | TR0N recall / G's own | best of N recall / G's own |",
+                  "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for t, cost in r["cost"].items():
             tron, prior = r.get("tron", {}).get(t), r.get("prior", {}).get(t)
             bon = r.get("best_of_n", {}).get(cost)
             fmt = lambda v: f"{v:.1%}" if v is not None else "—"  # noqa: E731
+            ratio = lambda v: f"{v:.2f}" if v is not None and v == v else "—"  # noqa: E731
             ahead = f"{100 * (tron - bon):+.1f} points" if tron is not None and bon is not None else "—"
-            lines.append(f"| {t} | {cost} | {fmt(tron)} | {fmt(prior)} | {fmt(bon)} | {ahead} |")
+            tv, bv = r.get("tron_variety", {}).get(t, {}), r.get("best_of_n_variety", {}).get(cost, {})
+            lines.append(f"| {t} | {cost} | {fmt(tron)} | {fmt(prior)} | {fmt(bon)} | {ahead} | {ratio(tv.get('spread_vs_g'))} "
+                         f"| {ratio(bv.get('spread_vs_g'))} | {ratio(tv.get('recall_vs_g'))} | {ratio(bv.get('recall_vs_g'))} |")
         lines.append("")
     return "\n".join(lines)
 

@@ -64,3 +64,22 @@ def test_diversity_exposes_a_deterministic_translator(quick_run):
     for world in ("shapes", "digits"):
         assert at0[(world, "mse")]["diversity"] == 0.0
         assert at0[(world, "tron")]["diversity"] > 0.1
+
+
+@pytest.mark.slow  # ~40 s idle; tests/test_diversity.py covers the measures in the default run
+def test_the_frontier_shows_variety_beside_accuracy(tmp_path):
+    """benchmarks/frontier.py --quick on zoo:digits: G's own in-set samples are the reference point
+    (right by construction, recall ~1 of G's own); every row has both axes; the PNG draws them."""
+    bench = load_benchmark("frontier")
+    bench.main(["--world", "zoo:digits", "--quick", "--out", str(tmp_path)])
+    doc = json.loads((tmp_path / "digits-quick.json").read_text())
+    rows = {r["method"]: r for r in doc["rows"]}
+    own = rows["G's own in-set samples"]
+    assert own["accuracy"] == 1.0 and 0.8 < own["recall_vs_g"] < 1.2
+    assert sum(m.startswith("TR0N") for m in rows) == 3 and any(m.startswith("best of") for m in rows)
+    for r in doc["rows"]:
+        assert 0 <= r["accuracy"] <= 1 and r["recall_vs_g"] == r["recall_vs_g"] and r["diversity_vs_g"] > 0
+    assert "recall / G's own" in (tmp_path / "digits-quick.md").read_text()
+    png = tmp_path / "frontier.png"
+    bench.plot(tmp_path / "digits-quick.json", png)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

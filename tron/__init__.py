@@ -10,7 +10,7 @@ tests/test_structure.py fails on any import cycle):
     components    spec -> G, f or captioner, and their fingerprints
     sampling      baselines, sampler (translator -> Langevin -> decode), presets
     world         World, load_world, create_world
-    measurement   evaluation, judges, zoo/* (each zoo world: its parts, reached by entry points, and its judge)
+    measurement   diversity, evaluation, judges, zoo/* (each zoo world: its parts, reached by entry points, and its judge)
     cli           the `tron` command
     recipes/*     re-create the zoo worlds from seeds
 

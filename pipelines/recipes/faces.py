@@ -5,14 +5,15 @@
     judges  EfficientNet-Lite2 (and Lite1): other classifiers, never f
 
     python -m pipelines.recipes.faces                      # every stage, into tron/zoo/weights/faces
-    python -m pipelines.recipes.faces --stage histogram    # one stage (build, histogram, train, reference, world)
+    python -m pipelines.recipes.faces --stage histogram    # one stage (build, histogram, train, reference, reference-features, world)
 
 Stages: `build` runs pipelines/build_dataset.py on Ray (pairs with f's class distribution and its
 pooled features, into Parquet); `histogram` counts f's top-1 classes over the pairs and picks the
 condition set (common and rarer classes G expresses); `train` fits the label translator and the
 image translator with pipelines/train_translator.py (Ray Train, MLflow run and registry); `reference`
 classifies G's own unconditional samples with the judge (the reference of the diversity ratio);
-`world` writes world.json and copies the translators into the zoo. G's and f's weights are not
+`reference-features` keeps the judge's features of G's own samples of each judge class (the reference
+of precision / recall, tron.diversity); `world` writes world.json and copies the translators into the zoo. G's and f's weights are not
 copied: the world names them by spec, with their fingerprints.
 """
 from __future__ import annotations
@@ -36,7 +37,7 @@ from tron.world_config import ZOO_ROOT, WorldConfig
 
 GENERATOR, ENCODER = "gan-face-generate", "efficientnet:lite0"
 JUDGE, SECOND_JUDGE = "efficientnet:lite2", "efficientnet:lite1"
-STAGES = ("build", "histogram", "train", "reference", "world")
+STAGES = ("build", "histogram", "train", "reference", "reference-features", "world")
 
 # Chosen by measurement (README, zoo:faces): f at its native 224 px (at 160 px Lite0's top-1 agrees
 # with its own 224 px answer on 43 % of G's faces, with the Lite2 judge on 25 %; at 224 px on 52 %).
@@ -57,6 +58,9 @@ IMAGE_TRAINING = {"epochs": 30, "normalize_condition": True, "hidden_dim": 256, 
 CONDITION_SET = [906, 678, 400, 841, 836, 617, 433, 903, 793, 691]
 # Windsor tie, neck brace, academic gown, sweatshirt, sunglass, lab coat, bathing cap, wig, shower cap, oxygen mask
 REFERENCE_SAMPLES = 3_000
+# G's own samples of each judge class for precision / recall (tron.diversity): most classes are rare
+# among G's faces (reference.json), so a larger pool, of which only the judge classes' rows are kept.
+REFERENCE_FEATURE_SAMPLES = 20_000
 # z0 drawn with half the mixture's learned std (benchmarks/faces_translators.py, docs/results.md):
 # on 200k pairs, Lite2 top-5 at T=0/5/25 57.5/81.2/93.8 % at 0.5 against 46.3/68.8/88.7 % at 1.0.
 TRANSLATOR_STD_SCALE = 0.5
@@ -128,13 +132,21 @@ def main(argv: list[str] | None = None) -> int:
                                         "--config", str(config), "--condition-column", column, *common,
                                         *(["--max-pairs", str(limit)] if limit else [])])
             print(f"[faces] {kind} translator: {out['model_name']} version {out['version']}", flush=True)
-    if "reference" in stages or "world" in stages:
+    if {"reference", "reference-features", "world"} & set(stages):
         args.out.mkdir(parents=True, exist_ok=True)
     if "reference" in stages:
         world = World("faces", load_generator_spec(GENERATOR), load_encoder_spec(ENCODER), {}, path=args.out)
         ref = ClassifierJudge(world, JUDGE).reference_spread(REFERENCE_SAMPLES)
         (args.out / "reference.json").write_text(json.dumps(ref, indent=1, sort_keys=True) + "\n")
         print(f"[faces] reference: {REFERENCE_SAMPLES} of G's samples through {JUDGE}: {len(ref['classes'])} classes", flush=True)
+    if "reference-features" in stages:
+        from safetensors.torch import save_file
+
+        world = World("faces", load_generator_spec(GENERATOR), load_encoder_spec(ENCODER), {}, path=args.out)
+        feats = ClassifierJudge(world, JUDGE).reference_features(REFERENCE_FEATURE_SAMPLES, CONDITION_SET)
+        save_file(feats, args.out / "reference_features.safetensors")
+        print(f"[faces] reference features: {REFERENCE_FEATURE_SAMPLES} of G's samples through {JUDGE}: "
+              + ", ".join(f"{k.split('_')[1]}: {len(v)}" for k, v in feats.items()), flush=True)
     if "world" in stages:
         write_world(work, args.out)
     return 0
@@ -156,7 +168,8 @@ def write_world(work: Path, out: Path) -> None:
         translators={"default": "translator", "image": "translator-image"},
         langevin=langevin, translator_std_scale=TRANSLATOR_STD_SCALE,
         judge={"kind": "imagenet-classifier", "encoder": JUDGE, "second": SECOND_JUDGE,
-               "classes": [c["class"] for c in hist["condition_set"]], "reference": "reference.json"},
+               "classes": [c["class"] for c in hist["condition_set"]], "reference": "reference.json",
+               "reference_features": "reference_features.safetensors"},
         training={"default": {**TrainingRecipe.flat(LABEL_TRAINING).to_dict(), "num_pairs": hist["samples"]},
                   "image": {**TrainingRecipe.flat(IMAGE_TRAINING).to_dict(), "num_pairs": min(IMAGE_PAIRS, hist["samples"])}},
         fingerprints={"generator": component_fingerprint(GENERATOR, "generator"),
