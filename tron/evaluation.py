@@ -94,10 +94,11 @@ def mean_pairwise_distance(x: torch.Tensor) -> float:
 
 
 def markdown_table(rows: list[dict], columns: list[tuple[str, str, str]]) -> str:
-    """columns: (key, header, format)."""
+    """columns: (key, header, format); a column a row lacks shows as —."""
     head = "| " + " | ".join(h for _, h, _ in columns) + " |"
     sep = "|" + "|".join("---" for _ in columns) + "|"
-    body = ["| " + " | ".join(format(r[k], f) if f else str(r[k]) for k, _, f in columns) + " |" for r in rows]
+    cell = lambda r, k, f: "—" if k not in r else format(r[k], f) if f else str(r[k])  # noqa: E731 - a row may lack a column
+    body = ["| " + " | ".join(cell(r, k, f) for k, _, f in columns) + " |" for r in rows]
     return "\n".join([head, sep, *body])
 
 
