@@ -64,13 +64,6 @@ class Gate:
             passed = candidate["judged_accuracy"] >= self.min_judged_accuracy - ACCURACY_TOLERANCE
             ok &= passed
             reasons.append(f"judged accuracy {candidate['judged_accuracy']:.4g} {'>=' if passed else '<'} {self.min_judged_accuracy}")
-        recall = candidate.get("recall_vs_g")
-        if recall is not None and recall == recall:  # measured (NaN: too few samples per condition)
-            passed = self.min_recall_vs_g is None or recall >= self.min_recall_vs_g
-            ok &= passed
-            bound = "(no threshold configured)" if self.min_recall_vs_g is None else \
-                f"{'>=' if passed else '<'} {self.min_recall_vs_g}"
-            reasons.append(f"recall / G's own {recall:.3f} {bound}")
         energy = candidate["energy_mean_final"]
         if champion is not None:
             limit = champion["energy_mean_final"] + self.energy_margin
@@ -84,6 +77,11 @@ class Gate:
             reasons.append(f"mean final energy {energy:.4f} {'<=' if passed else '>'} {self.max_final_energy}")
         if not reasons:
             reasons.append(f"mean final energy {energy:.4f} (no threshold configured)")
+        recall = candidate.get("recall_vs_g", float("nan"))
+        if self.min_recall_vs_g is not None:  # NaN (too few samples per condition to measure) fails it
+            passed = recall >= self.min_recall_vs_g
+            ok &= passed
+            reasons.append(f"recall / G's own {recall:.3f} {'>=' if passed else '<'} {self.min_recall_vs_g}")
         return ok, reasons
 
 

@@ -42,11 +42,7 @@ BUDGETS = {
 # Chosen by the quality-against-compute sweep judged with the SVM (benchmarks/results/
 # quality_vs_compute/sweep_digits.md): 25 steps of 0.03 match 50 of 0.01 in accuracy and
 # diversity with half the evaluations; much larger steps collapse diversity towards prototypes.
-# Then (benchmarks/frontier.py, docs/results.md, 2026-12-08) z0 one of 32 translator draws resampled by
-# softmax(-E / 0.5) of f's cross-entropy, and 3 steps instead of 25: 99.3 % judged at 0.90 of G's own
-# spread (25 steps from one draw: 98.6 % at 0.87), with 39 G+f evaluations per sample instead of 51.
-DEFAULT_LANGEVIN = LangevinConfig(steps=3, step_size=0.03, noise_std=0.01, prior_weight=0.1, candidates=32,
-                                  candidate_temperature=0.5)
+DEFAULT_LANGEVIN = LangevinConfig(steps=25, step_size=0.03, noise_std=0.01, prior_weight=0.1)
 # The translator learns p(z | y) from one-hot labels drawn from f(G(z))^(1/T) (see TrainConfig).
 TRANSLATOR_RECIPE = TrainingRecipe(translator={"hidden_dim": 256, "num_blocks": 2, "num_components": 10, "head": "gmm"},
                                    train={"batch_size": 256, "lr": 1e-3, "sample_labels": True, "label_temperature": 0.5})
